@@ -1,0 +1,549 @@
+"""The pool master: one single-threaded loop that reaps, handles signals and keeps counts.
+
+Signal handlers only enqueue the signal; Python's wake-up fd turns every signal (SIGCHLD
+included) into a byte on a pipe that the loop sleeps on. Each pass of the loop:
+
+1. reaps every exited child (``waitpid(-1, WNOHANG)``), logging pid, queue list and status;
+2. handles the queued signals, one at a time, in arrival order;
+3. maintains the plan: forks missing workers (with crash-loop backoff), warm-stops surplus
+   ones, escalates overdue stops;
+4. sleeps until the next signal or deadline.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import random
+import select
+import signal
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from uuid import uuid4
+
+import psutil
+from setproctitle import setproctitle
+
+from .child import MASTER_SIGNALS, enter_child
+from .config import ConfigError
+from .hooks import WorkerContext, run_hooks
+from .linux import become_subreaper
+from .options import PoolOptions
+from .plan import PoolPlan, QueueGroup
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CONFIG = 2
+EXIT_GAVE_UP = 3
+EXIT_PIDFILE = 4
+BACKOFF_BASE = 1.0
+MAX_QUEUED_SIGNALS = 100
+IDLE_SLEEP = 1.0
+
+Identity = tuple
+
+
+class PoolExit(Exception):
+    """Ends the loop with an exit status and a last log line."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class WorkerRecord:
+    """A forked worker as the master knows it."""
+
+    pid: int
+    context: WorkerContext
+    started: float
+    stopping: bool = False
+
+    @property
+    def group(self) -> QueueGroup:
+        return self.context.group
+
+
+@dataclass
+class GroupHealth:
+    """Crash-loop state of one queue list."""
+
+    failures: int = 0
+    next_spawn: float = 0.0
+    failing_since: float | None = None
+    last_reason: str = ""
+
+
+@dataclass
+class Janitor:
+    """A short-lived child that fails the jobs of a dead worker."""
+
+    pid: int
+    worker_name: str
+
+
+def describe_status(status: int) -> str:
+    """Human wording of a waitpid status."""
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exited with status {os.WEXITSTATUS(status)}"
+
+
+def is_abnormal(status: int) -> bool:
+    return os.WIFSIGNALED(status) or os.WEXITSTATUS(status) != 0
+
+
+@dataclass
+class Arbiter:
+    """Runs the pool until it is told to stop; :meth:`run` returns the exit status."""
+
+    plan: PoolPlan
+    options: PoolOptions
+    reload_plan: Callable[[], PoolPlan] | None = None
+    on_ready: Callable[[Arbiter], None] | None = None
+    on_status: Callable[[Arbiter, str], None] | None = None
+    workers: dict[int, WorkerRecord] = field(default_factory=dict)
+    janitors: dict[int, Janitor] = field(default_factory=dict)
+    health: dict[Identity, GroupHealth] = field(default_factory=dict)
+    signals: deque = field(default_factory=deque)
+    state: str = "starting"
+    reload_error: str | None = None
+    spawning_paused: bool = False
+    finished_slots: set = field(default_factory=set)
+    stop_mode: str | None = None  # "graceful" or "cold" while stopping
+    stop_deadline: float | None = None
+    exit_when_stopped: bool = True
+    _wakeup: tuple[int, int] = (-1, -1)
+    _sequence: int = 0
+    _dirty: bool = True
+    _ready_sent: bool = False
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Install signal handling, then loop until a stop completes."""
+        self.pid = os.getpid()
+        self.hostname = socket.gethostname()
+        become_subreaper()
+        self._install_signals()
+        log.info("master started (pid %d): %s", self.pid, self.describe_plan())
+        self.state = "running"
+        try:
+            while True:
+                self.loop_once()
+        except PoolExit as done:
+            level = logging.INFO if done.status == EXIT_OK else logging.ERROR
+            log.log(level, "master exiting with status %d: %s", done.status, done.reason)
+            self._notify("STOPPING=1")
+            return done.status
+        finally:
+            signal.set_wakeup_fd(-1)
+            for fd in self._wakeup:
+                os.close(fd)
+
+    def _install_signals(self) -> None:
+        read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wakeup = (read_fd, write_fd)
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        for signum in MASTER_SIGNALS:
+            signal.signal(signum, self._enqueue_signal)
+
+    def _enqueue_signal(self, signum: int, frame: object) -> None:
+        if signum != signal.SIGCHLD and len(self.signals) < MAX_QUEUED_SIGNALS:
+            self.signals.append(signum)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def loop_once(self) -> None:
+        self.reap_children()
+        while self.signals:
+            self.handle_signal(self.signals.popleft())
+            self.reap_children()
+        if self.stop_mode is not None:
+            self.check_stop()
+        else:
+            self.maintain_workers()
+        self.update_title()
+        self.sleep()
+
+    def sleep(self) -> None:
+        if self.signals:
+            return
+        timeout = IDLE_SLEEP
+        now = time.monotonic()
+        deadlines = [h.next_spawn for h in self.health.values() if h.next_spawn > now]
+        if self.stop_deadline is not None:
+            deadlines.append(self.stop_deadline)
+        if deadlines:
+            timeout = max(0.0, min(timeout, min(deadlines) - now))
+        try:
+            readable, _, _ = select.select([self._wakeup[0]], [], [], timeout)
+        except InterruptedError:
+            return
+        if readable:
+            try:
+                while os.read(self._wakeup[0], 4096):
+                    pass
+            except BlockingIOError:
+                pass
+
+    # -- reaping -------------------------------------------------------------------------
+
+    def reap_children(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self._dirty = True
+            if pid in self.workers:
+                self._worker_exited(self.workers.pop(pid), status)
+            elif pid in self.janitors:
+                janitor = self.janitors.pop(pid)
+                log.debug("janitor %d for worker %s %s", pid, janitor.worker_name, describe_status(status))
+            else:
+                log.info("reaped process %d (not a worker: %s)", pid, describe_status(status))
+
+    def _worker_exited(self, record: WorkerRecord, status: int) -> None:
+        group = record.group
+        uptime = time.monotonic() - record.started
+        abnormal = is_abnormal(status)
+        level = logging.WARNING if abnormal and not record.stopping else logging.INFO
+        log.log(level, "worker %d [%s] %s after %.1fs", record.pid, group.name, describe_status(status), uptime)
+        if abnormal:
+            self._kill_strays()
+            self._spawn_janitor(record, status)
+        if self.options.burst and not abnormal:
+            self.finished_slots.add((group.identity, record.context.index))
+        if abnormal and not record.stopping and uptime < self.options.min_uptime:
+            self._record_failure(group, f"worker {describe_status(status)} {uptime:.1f}s after start")
+
+    def _record_failure(self, group: QueueGroup, reason: str) -> None:
+        health = self.health.setdefault(group.identity, GroupHealth())
+        health.failures += 1
+        health.last_reason = reason
+        now = time.monotonic()
+        if health.failing_since is None:
+            health.failing_since = now
+        delay = min(self.options.backoff_max, BACKOFF_BASE * 2 ** (health.failures - 1))
+        delay *= random.uniform(0.75, 1.25)
+        health.next_spawn = now + delay
+        log.warning(
+            "queue list [%s] is failing (%s); %d failed starts in a row, next start in %.1fs",
+            group.name, reason, health.failures, delay,
+        )
+
+    def _kill_strays(self) -> None:
+        """SIGKILL orphans of a dead worker (its job child, its scheduler) adopted by the master."""
+        known = set(self.workers) | set(self.janitors)
+        for child in psutil.Process(self.pid).children():
+            if child.pid in known:
+                continue
+            try:
+                pgid = os.getpgid(child.pid)
+                if pgid == child.pid:
+                    os.killpg(pgid, signal.SIGKILL)
+                else:
+                    os.kill(child.pid, signal.SIGKILL)
+                log.warning("killed orphaned process %d (%s) of a dead worker", child.pid, child.name())
+            except (ProcessLookupError, psutil.NoSuchProcess):
+                continue
+
+    def _spawn_janitor(self, record: WorkerRecord, status: int) -> None:
+        from .janitor import run_janitor
+
+        reason = (
+            f"worker {record.context.name} (pid {record.pid}, queues {record.group.name}) "
+            f"{describe_status(status)} while running this job; failed by rqpool"
+        )
+        pid = self._fork()
+        if pid == 0:
+            code = 1
+            try:
+                if enter_child(f"janitor:{record.group.name}", self.pid, self._wakeup):
+                    signal.signal(signal.SIGQUIT, signal.SIG_IGN)  # finish the accounting if the master exits
+                    setproctitle(f"rqpool-janitor[{self.options.app_name}]: {record.context.name}")
+                    code = run_janitor(record.context.name, record.group, reason)
+            finally:
+                os._exit(code)
+        if pid > 0:
+            self.janitors[pid] = Janitor(pid, record.context.name)
+
+    # -- signals -------------------------------------------------------------------------
+
+    def handle_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        log.info("master received %s", name)
+        handler = getattr(self, f"handle_{name[3:].lower()}", None)
+        if handler is not None:
+            handler()
+
+    def handle_hup(self) -> None:
+        self.spawning_paused = False
+        self._dirty = True
+        if self.reload_plan is None:
+            log.info("HUP: configuration comes from %s; nothing to reload", self.plan.source)
+            return
+        self.state = "reloading"
+        self._notify("RELOADING=1")
+        try:
+            plan = self.reload_plan()
+        except ConfigError as exc:
+            self.reload_error = str(exc)
+            log.error("HUP: reload failed, keeping the last good configuration: %s", exc)
+        else:
+            self.reload_error = None
+            self.plan = plan
+            log.info("HUP: reloaded %s", self.describe_plan())
+        self.state = "running"
+        self._ready_sent = False
+
+    def handle_quit(self) -> None:
+        self.begin_stop("graceful", None, exit_when_stopped=True)
+
+    def handle_int(self) -> None:
+        if self.stop_mode is not None:
+            self.begin_stop("cold", self.options.kill_timeout)
+            return
+        self.signal_workers(signal.SIGQUIT)
+        raise PoolExit(EXIT_OK, "INT: workers told to finish their jobs and stop; master exits now")
+
+    def handle_term(self) -> None:
+        if self.stop_mode is not None:
+            self.begin_stop("cold", self.options.kill_timeout)
+            return
+        mode = self.options.term_mode
+        if mode == "immediate":
+            self.begin_stop("cold", self.options.kill_timeout)
+        elif mode == "graceful-wait":
+            self.begin_stop("graceful", self.options.graceful_timeout)
+        else:
+            self.signal_workers(signal.SIGQUIT)
+            raise PoolExit(EXIT_OK, "TERM (graceful): workers told to finish their jobs; master exits now")
+
+    def handle_winch(self) -> None:
+        self.spawning_paused = True
+        self.signal_workers(signal.SIGQUIT)
+        log.info("WINCH: stopping every worker; send HUP to start them again")
+
+    def handle_usr1(self) -> None:
+        self.signal_workers(signal.SIGUSR1)
+
+    def handle_usr2(self) -> None:
+        self.signal_workers(signal.SIGUSR2)
+
+    def handle_cont(self) -> None:
+        self.signal_workers(signal.SIGCONT)
+
+    def handle_ttin(self) -> None:
+        self._resize(+1)
+
+    def handle_ttou(self) -> None:
+        self._resize(-1)
+
+    def _resize(self, delta: int) -> None:
+        """TTIN/TTOU: one worker more or less for every queue list, until the next reload."""
+        groups = tuple(
+            QueueGroup(g.queues, max(0, g.count + delta), g.options) for g in self.plan.groups
+        )
+        self.plan = PoolPlan(groups, self.plan.source)
+        self._dirty = True
+        log.info("%s: %s", "TTIN" if delta > 0 else "TTOU", self.describe_plan())
+
+    # -- stopping ------------------------------------------------------------------------
+
+    def begin_stop(self, mode: str, timeout: float | None, exit_when_stopped: bool = True) -> None:
+        """Graceful: QUIT every worker. Cold: also kill every running job (it ends failed)."""
+        if self.stop_mode is not None and mode == "graceful":
+            mode, timeout = "cold", self.options.kill_timeout
+            log.warning("second stop signal: escalating to a cold stop")
+        self.stop_mode = mode
+        self.state = "stopping" if mode == "graceful" else "stopping (cold)"
+        self.exit_when_stopped = exit_when_stopped
+        self.stop_deadline = None if timeout is None else time.monotonic() + timeout
+        self._notify("STOPPING=1")
+        self.signal_workers(signal.SIGQUIT)
+        if mode == "cold":
+            self.signal_workers(signal.SIGUSR1)
+
+    def check_stop(self) -> None:
+        if not self.workers and not self.janitors:
+            raise PoolExit(EXIT_OK, f"all workers stopped ({self.stop_mode} stop)")
+        if self.stop_deadline is None or time.monotonic() < self.stop_deadline:
+            return
+        if self.stop_mode == "graceful":
+            log.warning("graceful stop timed out; killing the jobs still running")
+            self.begin_stop("cold", self.options.kill_timeout)
+            return
+        for record in list(self.workers.values()):
+            log.error("worker %d [%s] did not stop; SIGKILL", record.pid, record.group.name)
+            self._kill(record.pid, signal.SIGKILL)
+        for janitor in self.janitors.values():
+            self._kill(janitor.pid, signal.SIGKILL)
+        self.stop_deadline = time.monotonic() + self.options.kill_timeout
+
+    def signal_workers(self, signum: int) -> None:
+        for record in list(self.workers.values()):
+            if signum == signal.SIGQUIT:
+                record.stopping = True
+            self._kill(record.pid, signum)
+
+    def _kill(self, pid: int, signum: int) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            log.debug("worker %d already gone (%s not sent)", pid, signal.Signals(signum).name)
+
+    # -- maintaining counts --------------------------------------------------------------
+
+    def maintain_workers(self) -> None:
+        now = time.monotonic()
+        if not self._dirty and not any(0 < h.next_spawn <= now for h in self.health.values()):
+            self._reset_recovered_groups(now)
+            return
+        self._dirty = False
+        wanted = {} if self.spawning_paused else {g.identity: g for g in self.plan.groups}
+        by_group: dict[Identity, list[WorkerRecord]] = {}
+        for record in self.workers.values():
+            if record.stopping:
+                continue
+            if record.group.identity not in wanted:
+                self._stop_worker(record, "its queue list is no longer configured")
+                continue
+            by_group.setdefault(record.group.identity, []).append(record)
+        for identity, group in wanted.items():
+            live = by_group.get(identity, [])
+            surplus = len(live) - group.count
+            for record in sorted(live, key=lambda r: r.started)[: max(surplus, 0)]:
+                self._stop_worker(record, f"[{group.name}] is down to {group.count}")
+            if surplus < 0:
+                used = {r.context.index for r in live}
+                free = [i for i in range(group.count) if i not in used]
+                self._spawn_missing(group, free, now)
+        self._reset_recovered_groups(now)
+        if self.options.burst and not self.workers and not self.janitors:
+            raise PoolExit(EXIT_OK, "burst: every worker drained its queues")
+        self._check_gave_up(now)
+        if not self._ready_sent and self._all_up():
+            self._ready_sent = True
+            self._notify("READY=1")
+            if self.on_ready is not None:
+                self.on_ready(self)
+
+    def _spawn_missing(self, group: QueueGroup, free: list[int], now: float) -> None:
+        health = self.health.get(group.identity)
+        if self.options.burst:
+            free = [i for i in free if (group.identity, i) not in self.finished_slots]
+        if health is not None and health.failures:
+            if now < health.next_spawn:
+                return
+            free = free[:1]  # while backing off, probe with one worker at a time
+            health.next_spawn = now + self.options.backoff_max
+        for index in free:
+            self.spawn_worker(group, index)
+
+    def _reset_recovered_groups(self, now: float) -> None:
+        for identity, health in self.health.items():
+            if not health.failures:
+                continue
+            if any(
+                r.group.identity == identity and now - r.started >= self.options.min_uptime
+                for r in self.workers.values()
+            ):
+                log.info("queue list recovered after %d failed starts", health.failures)
+                self.health[identity] = GroupHealth()
+                self._dirty = True
+
+    def _check_gave_up(self, now: float) -> None:
+        limit = self.options.give_up_after
+        active = [g for g in self.plan.groups if g.count > 0]
+        if not limit or not active:
+            return
+        since = [self.health.get(g.identity, GroupHealth()).failing_since for g in active]
+        if all(s is not None and now - s >= limit for s in since):
+            raise PoolExit(EXIT_GAVE_UP, f"every queue list has failed to start for over {limit:.0f}s")
+
+    def _all_up(self) -> bool:
+        wanted = sum(g.count for g in self.plan.groups)
+        return sum(1 for r in self.workers.values() if not r.stopping) >= wanted
+
+    def _stop_worker(self, record: WorkerRecord, why: str) -> None:
+        log.info("stopping worker %d [%s]: %s", record.pid, record.group.name, why)
+        record.stopping = True
+        self._kill(record.pid, signal.SIGQUIT)
+
+    def spawn_worker(self, group: QueueGroup, index: int) -> None:
+        from .worker import run_worker
+
+        self._sequence += 1
+        name = f"{self.hostname}.{self.pid}.{self._sequence}.{uuid4().hex[:6]}"
+        context = WorkerContext(group=group, index=index, name=name, master_pid=self.pid)
+        pid = self._fork()
+        if pid == 0:
+            if self.options.own_process_groups:
+                os.setpgid(0, 0)
+            run_worker(context, self.options, self._wakeup)
+        if pid < 0:
+            self._record_failure(group, "fork failed")
+            return
+        if self.options.own_process_groups:
+            try:
+                os.setpgid(pid, pid)
+            except OSError:
+                pass  # the child already did it, or has already exited
+        self.workers[pid] = WorkerRecord(pid, context, time.monotonic())
+        log.info("spawned worker %d [%s] #%d as %s", pid, group.name, index, name)
+        try:
+            run_hooks("after_spawn", pid, context)
+        except Exception:
+            log.exception("after_spawn hook failed for worker %d [%s]", pid, group.name)
+
+    def _fork(self) -> int:
+        """fork(), freezing the GC first so children share the master's objects; -1 on failure."""
+        gc.freeze()
+        try:
+            return os.fork()
+        except OSError as exc:
+            log.error("fork failed: %s", exc)
+            return -1
+
+    # -- reporting -----------------------------------------------------------------------
+
+    def describe_plan(self) -> str:
+        parts = []
+        for group in self.plan.groups:
+            extra = group.options.describe()
+            parts.append(f"[{group.name}]x{group.count}" + (f" ({extra})" if extra else ""))
+        return f"{self.plan.total} workers from {self.plan.source}: " + ", ".join(parts)
+
+    def status_line(self) -> str:
+        live = sum(1 for r in self.workers.values() if not r.stopping)
+        text = f"{live}/{0 if self.spawning_paused else self.plan.total} workers"
+        backing_off = [
+            g.name for g in self.plan.groups if self.health.get(g.identity, GroupHealth()).failures
+        ]
+        if backing_off:
+            text += f", backing off [{'; '.join(backing_off)}]"
+        if self.reload_error:
+            text += ", last reload failed"
+        return text
+
+    def update_title(self) -> None:
+        pids = ", ".join(str(pid) for pid in self.workers)
+        setproctitle(
+            f"rqpool-master[{self.options.app_name}]: {self.state}: managing [{pids}] ({self.status_line()})"
+        )
+
+    def _notify(self, message: str) -> None:
+        if self.on_status is not None:
+            self.on_status(self, message)

@@ -1,0 +1,45 @@
+"""Log format for the master and its workers: time, level, pid, queue list, message."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TextIO
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s [%(process)d] [%(queues)s] %(name)s: %(message)s"
+POOL_LOGGERS = ("django_rq_pool", "rq")
+
+_label = "master"
+
+
+class _QueueLabel(logging.Filter):
+    """Stamp each record with the queue list of the process that wrote it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.queues = _label
+        return True
+
+
+def set_process_label(label: str) -> None:
+    """Name the queue list shown in this process's log lines (``master`` in the master)."""
+    global _label
+    _label = label
+
+
+def level_for_verbosity(verbosity: int) -> int:
+    return {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+
+
+def configure_logging(level: int, stream: TextIO | None = None) -> None:
+    """Attach one handler to the pool's and rq's loggers unless Django's LOGGING already did."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(_QueueLabel())
+    for name in POOL_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        if not logger.handlers and not logging.getLogger().handlers:
+            logger.addHandler(handler)
+        else:
+            for existing in logger.handlers or logging.getLogger().handlers:
+                existing.addFilter(_QueueLabel())

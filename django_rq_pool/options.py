@@ -1,0 +1,27 @@
+"""Pool-wide options, from the command line, the environment and settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TERM_MODES = ("immediate", "graceful-wait", "graceful")
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    """How the master runs; the same for every queue list."""
+
+    app_name: str = "django"
+    burst: bool = False
+    term_mode: str = "immediate"
+    graceful_timeout: float = 30.0  # TERM in graceful-wait mode, then escalate
+    kill_timeout: float = 10.0  # after a cold stop, before SIGKILL of stragglers
+    own_process_groups: bool = True
+    logging_level: int = 20
+    min_uptime: float = 5.0  # a worker that dies sooner counts as a failed start
+    backoff_max: float = 60.0
+    give_up_after: float = 0.0  # 0: never give up on crash-looping lists
+
+    @property
+    def term_graceful(self) -> bool:
+        return self.term_mode != "immediate"

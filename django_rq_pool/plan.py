@@ -1,0 +1,77 @@
+"""The pool's plan: which queue lists get how many workers, with which options.
+
+A plan is plain data, built by :mod:`django_rq_pool.config` and consumed by the master.
+Two groups with the same queues but different options are different groups, so a
+reload that changes a list's options replaces its workers instead of keeping them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEQUEUE_STRATEGIES = ("default", "round_robin", "random")
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How each worker of a queue list is built and when it retires."""
+
+    worker_class: str | None = None
+    job_class: str | None = None
+    queue_class: str | None = None
+    max_jobs: int | None = None
+    max_idle_time: int | None = None
+    dequeue_strategy: str = "default"
+    with_scheduler: bool = False
+    memory_limit: int | None = None  # bytes of unique memory (USS)
+
+    def describe(self) -> str:
+        """Only the options that differ from the defaults, for log lines."""
+        default = WorkerOptions()
+        parts = [
+            f"{name}={value}"
+            for name, value in vars(self).items()
+            if value != getattr(default, name)
+        ]
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class QueueGroup:
+    """One queue list (in priority order), its worker count and options."""
+
+    queues: tuple[str, ...]
+    count: int
+    options: WorkerOptions = field(default_factory=WorkerOptions)
+
+    @property
+    def name(self) -> str:
+        return ",".join(self.queues)
+
+    @property
+    def identity(self) -> tuple[tuple[str, ...], WorkerOptions]:
+        """What must stay equal for a running worker to belong to this group."""
+        return (self.queues, self.options)
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """Every queue group, in the order the configuration lists them."""
+
+    groups: tuple[QueueGroup, ...]
+    source: str
+
+    @property
+    def total(self) -> int:
+        return sum(group.count for group in self.groups)
+
+    def with_defaults(self, defaults: dict[str, object]) -> PoolPlan:
+        """Fill options left unset in the config from command-line defaults."""
+        groups = []
+        for group in self.groups:
+            values = dict(vars(group.options))
+            for name, value in defaults.items():
+                if value is not None and values.get(name) == getattr(WorkerOptions(), name):
+                    values[name] = value
+            groups.append(QueueGroup(group.queues, group.count, WorkerOptions(**values)))
+        return PoolPlan(tuple(groups), self.source)

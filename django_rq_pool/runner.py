@@ -1,0 +1,115 @@
+"""From command-line options to a running pool: load, validate, set up, fork."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from django.conf import settings
+from django.db import connections
+
+from . import config
+from .arbiter import EXIT_CONFIG, EXIT_ERROR, EXIT_OK, Arbiter
+from .config import ConfigError, Source
+from .hooks import load_hooks, run_hooks
+from .logs import configure_logging
+from .options import PoolOptions
+from .plan import PoolPlan
+from .validation import validate_plan
+
+log = logging.getLogger("django_rq_pool")
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the user asked for on the command line (None: not given)."""
+
+    config_path: str | None = None
+    environment: str | None = None
+    worker_class: str | None = None
+    job_class: str | None = None
+    queue_class: str | None = None
+    with_scheduler: bool | None = None
+    check: bool = False
+
+
+def _class_defaults(request: Request) -> dict[str, Any]:
+    return {
+        "worker_class": request.worker_class,
+        "job_class": request.job_class,
+        "queue_class": request.queue_class,
+        "with_scheduler": request.with_scheduler or None,
+    }
+
+
+class PlanLoader:
+    """Loads and validates the plan; called again on HUP for file sources."""
+
+    def __init__(self, request: Request):
+        self.request = request
+        self.environment = config.choose_environment(request.environment)
+        self.settings_value = getattr(settings, "RQ_POOL", None)
+        self.source: Source = config.find_source(request.config_path, self.settings_value is not None, Path.cwd())
+
+    def __call__(self) -> PoolPlan:
+        plan = config.load_plan(self.source, self.settings_value, self.environment)
+        plan = plan.with_defaults(_class_defaults(self.request))
+        validate_plan(plan)
+        return plan
+
+
+def close_db_connections() -> None:
+    """Close every Django connection (and 5.1+ pools) so no child inherits a live socket."""
+    for connection in connections.all(initialized_only=True):
+        connection.close()
+        close_pool = getattr(connection, "close_pool", None)
+        if callable(close_pool):
+            close_pool()
+
+
+def print_plan(plan: PoolPlan, out: TextIO) -> None:
+    """The resolved plan for --check: each list, its count, options and Redis connection."""
+    from django_rq.connection_utils import filter_connection_params
+
+    from .validation import redacted_connection
+
+    out.write(f"configuration OK: {plan.source}, {plan.total} workers\n")
+    for group in plan.groups:
+        params = filter_connection_params(settings.RQ_QUEUES[group.queues[0]])
+        extra = group.options.describe() or "default options"
+        out.write(f"  [{group.name}] x{group.count}: {extra}; redis: {redacted_connection(params)}\n")
+
+
+def run_pool(request: Request, options: PoolOptions, stdout: TextIO = sys.stdout) -> int:
+    """Run the pool in this process (where Django is set up); returns the exit status."""
+    configure_logging(options.logging_level)
+    try:
+        load_hooks(getattr(settings, "RQ_POOL_HOOKS", None))
+        loader = PlanLoader(request)
+        plan = loader()
+    except ConfigError as exc:
+        sys.stderr.write(f"rqpool: configuration error: {exc}\n")
+        return EXIT_CONFIG
+    if request.check:
+        print_plan(plan, stdout)
+        return EXIT_OK
+    environment = f" (environment {loader.environment!r})" if loader.environment else ""
+    log.info("configuration from %s%s", loader.source.name, environment)
+    try:
+        run_hooks("setup")
+    except Exception:
+        log.error("setup hook failed; nothing was started:\n%s", traceback.format_exc())
+        return EXIT_ERROR
+    close_db_connections()
+    arbiter = Arbiter(plan, options, reload_plan=loader if loader.source.reloadable else None)
+    return arbiter.run()
+
+
+def default_app_name() -> str:
+    module = os.environ.get("DJANGO_SETTINGS_MODULE", "django")
+    return module.split(".")[0]

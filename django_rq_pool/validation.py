@@ -1,0 +1,73 @@
+"""Checks of a plan against the Django settings, done before anything forks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+from django_rq.connection_utils import filter_connection_params
+from rq.job import Job
+from rq.queue import Queue
+from rq.worker import BaseWorker
+
+from .config import ConfigError
+from .plan import PoolPlan
+
+CLASS_KINDS: dict[str, type] = {"worker_class": BaseWorker, "job_class": Job, "queue_class": Queue}
+
+
+def resolve_class(path: str, option: str, source: str, key: str | None = None) -> type:
+    """Import a dotted path and check it names the right kind of rq class."""
+    expected = CLASS_KINDS[option]
+    try:
+        value = import_string(path)
+    except ImportError as exc:
+        raise ConfigError(source, f"{option} {path!r} cannot be imported: {exc}", key) from None
+    if not isinstance(value, type) or not issubclass(value, expected):
+        raise ConfigError(
+            source, f"{option} {path!r} is not a subclass of {expected.__module__}.{expected.__name__}", key
+        )
+    return value
+
+
+def redacted_connection(params: dict[str, Any]) -> str:
+    """A readable connection description with any password hidden."""
+    shown = dict(params)
+    if shown.get("PASSWORD"):
+        shown["PASSWORD"] = "***"
+    url = shown.get("URL")
+    if isinstance(url, str) and "@" in url:
+        scheme, _, rest = url.partition("://")
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        shown["URL"] = f"{scheme}://{user}:***@{host}" if user else f"{scheme}://***@{host}"
+    return ", ".join(f"{k}={v}" for k, v in sorted(shown.items()))
+
+
+def validate_plan(plan: PoolPlan) -> None:
+    """Raise ConfigError unless every queue is configured and each list shares one Redis."""
+    queues: dict[str, dict[str, Any]] = getattr(settings, "RQ_QUEUES", {}) or {}
+    configured = ", ".join(sorted(queues)) or "(none: RQ_QUEUES is empty)"
+    for group in plan.groups:
+        for name in group.queues:
+            if name not in queues:
+                raise ConfigError(
+                    plan.source,
+                    f"queue {name!r} is not in settings.RQ_QUEUES; configured queues: {configured}",
+                    group.name,
+                )
+        first = filter_connection_params(queues[group.queues[0]])
+        for name in group.queues[1:]:
+            if filter_connection_params(queues[name]) != first:
+                raise ConfigError(
+                    plan.source,
+                    f"queues {group.queues[0]!r} and {name!r} use different Redis connections "
+                    f"({redacted_connection(first)} vs {redacted_connection(filter_connection_params(queues[name]))}); "
+                    "a worker listens on one connection, so split them into separate lists",
+                    group.name,
+                )
+        for option in CLASS_KINDS:
+            path = getattr(group.options, option)
+            if path:
+                resolve_class(path, option, plan.source, group.name)

@@ -1,0 +1,222 @@
+"""What runs in each forked worker process: rq's own loop, taught the pool's signals.
+
+The master signals workers with resque's meanings, which rq lacks (rq dies outright on
+USR1, USR2 and HUP). So the worker class a queue list asks for is subclassed at fork time
+with :class:`PoolWorkerMixin`, which installs these handlers:
+
+* QUIT: warm stop (finish the current job, then exit); also sent by the kernel if the master dies.
+* TERM: as QUIT under a graceful TERM mode, else kill the current job (it ends failed) and exit.
+* INT: rq's behaviour (warm stop; a second one more than 1 s later is a cold stop).
+* USR1: kill the current job now; it ends failed with the reason. USR2: pause. CONT: resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import sys
+import time
+import traceback
+from types import FrameType
+from typing import Any, NoReturn
+
+import psutil
+from rq.exceptions import StopRequested
+from rq.utils import now
+from rq.worker import WorkerStatus
+
+from .hooks import WorkerContext, run_hooks
+from .child import enter_child
+from .options import PoolOptions
+
+log = logging.getLogger(__name__)
+
+EXIT_HOOK_FAILED = 3
+EXIT_BOOT_FAILED = 4
+
+
+class JobKilledByPool(Exception):
+    """Raised inside an in-process (SimpleWorker) job that the pool kills."""
+
+
+class _PauseRequested(Exception):
+    """Breaks a blocking dequeue when USR2 pauses an idle worker."""
+
+
+class PoolWorkerMixin:
+    """Signal handling, pausing and memory recycling for any rq worker class."""
+
+    pool_term_graceful = False
+    pool_memory_limit: int | None = None
+    _pool_paused = False
+    _pool_in_dequeue = False
+    _pool_kill_reason: str | None = None
+
+    def _install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGQUIT, self._pool_warm_stop)
+        signal.signal(signal.SIGTERM, self._pool_warm_stop if self.pool_term_graceful else self._pool_stop_now)
+        signal.signal(signal.SIGUSR1, self._pool_kill_job)
+        signal.signal(signal.SIGUSR2, self._pool_pause)
+        signal.signal(signal.SIGCONT, self._pool_resume)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    def setup_work_horse_signals(self) -> None:
+        super().setup_work_horse_signals()
+        for signum in (signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT):
+            signal.signal(signum, signal.SIG_DFL if signum == signal.SIGCONT else signal.SIG_IGN)
+        if self.pool_term_graceful:
+            # A platform that TERMs every process (Heroku) must not cut a job short in graceful mode.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def _pool_warm_stop(self, signum: int, frame: FrameType | None) -> None:
+        if self._stop_requested or self._shutdown_requested_date is not None:
+            return
+        self.log.info("Worker %s: %s: warm stop", self.name, signal.Signals(signum).name)
+        self._shutdown_requested_date = now()
+        self._pool_paused = False
+        self._shutdown()
+
+    def _pool_stop_now(self, signum: int, frame: FrameType | None) -> None:
+        self._pool_kill_job(signum, frame)
+        self._pool_warm_stop(signum, frame)
+
+    def _pool_kill_job(self, signum: int, frame: FrameType | None) -> None:
+        if self.get_state() != WorkerStatus.BUSY:
+            return
+        name = signal.Signals(signum).name
+        self._pool_kill_reason = f"killed by rqpool ({name} to worker {self.name}, pid {os.getpid()})"
+        self.log.warning("Worker %s: %s: killing the current job", self.name, name)
+        if self.horse_pid:
+            self.kill_horse(signal.SIGKILL)
+        else:
+            raise JobKilledByPool(self._pool_kill_reason)
+
+    def handle_job_failure(self, job: Any, queue: Any, started_job_registry: Any = None, exc_string: str = "") -> None:
+        if self._pool_kill_reason:
+            exc_string = f"{self._pool_kill_reason}\n{exc_string}"
+            self._pool_kill_reason = None
+        super().handle_job_failure(job, queue, started_job_registry=started_job_registry, exc_string=exc_string)
+
+    def _pool_pause(self, signum: int, frame: FrameType | None) -> None:
+        if not self._pool_paused:
+            self.log.info("Worker %s: USR2: paused, finishing any current job; CONT resumes", self.name)
+        self._pool_paused = True
+        if self._pool_in_dequeue:
+            raise _PauseRequested
+
+    def _pool_resume(self, signum: int, frame: FrameType | None) -> None:
+        if self._pool_paused:
+            self.log.info("Worker %s: CONT: resumed", self.name)
+        self._pool_paused = False
+
+    def _pool_wait_while_paused(self) -> None:
+        while self._pool_paused and not self._stop_requested:
+            self.set_state(WorkerStatus.SUSPENDED)
+            self.procline("Paused (USR2), CONT resumes")
+            self.heartbeat()
+            time.sleep(1)
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        while True:
+            self._pool_wait_while_paused()
+            self._pool_in_dequeue = True
+            try:
+                return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            except _PauseRequested:
+                continue
+            finally:
+                self._pool_in_dequeue = False
+
+    def execute_job(self, job: Any, queue: Any) -> None:
+        super().execute_job(job, queue)
+        if self.pool_memory_limit:
+            used = psutil.Process().memory_full_info().uss
+            if used > self.pool_memory_limit:
+                self.log.warning(
+                    "Worker %s: unique memory %d MiB is over the limit of %d MiB; retiring",
+                    self.name, used // 2**20, self.pool_memory_limit // 2**20,
+                )
+                self._stop_requested = True
+
+
+def _drop_inherited_db_connections() -> None:
+    """Forget any DB socket inherited from the master without saying goodbye on it."""
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        raw = connection.connection
+        if raw is None:
+            continue
+        fileno = getattr(raw, "fileno", None)
+        if callable(fileno):
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, fileno())
+            os.close(devnull)
+        _INHERITED.append(raw)  # never garbage-collected, so never closed on the master's socket
+        connection.connection = None
+
+
+_INHERITED: list[Any] = []
+
+
+def build_worker(context: WorkerContext, options: PoolOptions) -> Any:
+    """Build the rq worker as django-rq does, with the pool's signal handling mixed in."""
+    import django_rq
+    from django_rq.workers import get_worker_class
+
+    group_options = context.group.options
+    base = get_worker_class(group_options.worker_class)
+    worker_class = type(
+        f"Pool{base.__name__}",
+        (PoolWorkerMixin, base),
+        {"pool_term_graceful": options.term_graceful, "pool_memory_limit": group_options.memory_limit},
+    )
+    return django_rq.get_worker(
+        *context.group.queues,
+        job_class=group_options.job_class,
+        queue_class=group_options.queue_class,
+        worker_class=worker_class,
+        name=context.name,
+    )
+
+
+def _max_jobs(limit: int | None) -> int | None:
+    """Spread retirements: each worker takes up to 10% more jobs than the limit."""
+    return None if limit is None else limit + random.randint(0, limit // 10)
+
+
+def run_worker(context: WorkerContext, options: PoolOptions, wakeup_fds: tuple[int, ...]) -> NoReturn:
+    """Entry point in the forked child; never returns into the master's stack."""
+    status = 0
+    try:
+        if not enter_child(context.group.name, context.master_pid, wakeup_fds):
+            log.warning("master %d is gone before the worker started; exiting", context.master_pid)
+            os._exit(0)
+        _drop_inherited_db_connections()
+        worker = build_worker(context, options)
+        try:
+            run_hooks("after_prefork", worker, context)
+        except Exception:
+            log.error("after_prefork hook failed in worker %d:\n%s", os.getpid(), traceback.format_exc())
+            os._exit(EXIT_HOOK_FAILED)
+        group_options = context.group.options
+        worker.work(
+            burst=options.burst,
+            logging_level=logging.getLevelName(options.logging_level),
+            max_jobs=_max_jobs(group_options.max_jobs),
+            max_idle_time=group_options.max_idle_time,
+            with_scheduler=group_options.with_scheduler,
+            dequeue_strategy=group_options.dequeue_strategy,
+        )
+    except SystemExit as exc:
+        status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        log.error("worker %d failed:\n%s", os.getpid(), traceback.format_exc())
+        status = EXIT_BOOT_FAILED
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
