@@ -12,6 +12,7 @@ included) into a byte on a pipe that the loop sleeps on. Each pass of the loop:
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -240,7 +241,10 @@ class Arbiter:
         health.next_spawn = now + delay
         log.warning(
             "queue list [%s] is failing (%s); %d failed starts in a row, next start in %.1fs",
-            group.name, reason, health.failures, delay,
+            group.name,
+            reason,
+            health.failures,
+            delay,
         )
 
     def _kill_strays(self) -> None:
@@ -353,9 +357,7 @@ class Arbiter:
 
     def _resize(self, delta: int) -> None:
         """TTIN/TTOU: one worker more or less for every queue list, until the next reload."""
-        groups = tuple(
-            QueueGroup(g.queues, max(0, g.count + delta), g.options) for g in self.plan.groups
-        )
+        groups = tuple(QueueGroup(g.queues, max(0, g.count + delta), g.options) for g in self.plan.groups)
         self.plan = PoolPlan(groups, self.plan.source)
         self._dirty = True
         log.info("%s: %s", "TTIN" if delta > 0 else "TTOU", self.describe_plan())
@@ -497,10 +499,8 @@ class Arbiter:
             self._record_failure(group, "fork failed")
             return
         if self.options.own_process_groups:
-            try:
+            with contextlib.suppress(OSError):  # the child already did it, or has already exited
                 os.setpgid(pid, pid)
-            except OSError:
-                pass  # the child already did it, or has already exited
         self.workers[pid] = WorkerRecord(pid, context, time.monotonic())
         log.info("spawned worker %d [%s] #%d as %s", pid, group.name, index, name)
         try:
@@ -529,9 +529,7 @@ class Arbiter:
     def status_line(self) -> str:
         live = sum(1 for r in self.workers.values() if not r.stopping)
         text = f"{live}/{0 if self.spawning_paused else self.plan.total} workers"
-        backing_off = [
-            g.name for g in self.plan.groups if self.health.get(g.identity, GroupHealth()).failures
-        ]
+        backing_off = [g.name for g in self.plan.groups if self.health.get(g.identity, GroupHealth()).failures]
         if backing_off:
             text += f", backing off [{'; '.join(backing_off)}]"
         if self.reload_error:
@@ -540,9 +538,7 @@ class Arbiter:
 
     def update_title(self) -> None:
         pids = ", ".join(str(pid) for pid in self.workers)
-        setproctitle(
-            f"rqpool-master[{self.options.app_name}]: {self.state}: managing [{pids}] ({self.status_line()})"
-        )
+        setproctitle(f"rqpool-master[{self.options.app_name}]: {self.state}: managing [{pids}] ({self.status_line()})")
 
     def _notify(self, message: str) -> None:
         if self.on_status is not None:

@@ -11,8 +11,17 @@ from .linux import signal_on_parent_death
 from .logs import set_process_label
 
 MASTER_SIGNALS = (
-    signal.SIGHUP, signal.SIGQUIT, signal.SIGINT, signal.SIGTERM, signal.SIGWINCH,
-    signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT, signal.SIGCHLD, signal.SIGTTIN, signal.SIGTTOU,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGWINCH,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGCONT,
+    signal.SIGCHLD,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
 )
 
 

@@ -31,7 +31,7 @@ CONFIG_ENV_VAR = "RQ_POOL_CONFIG"
 ENVIRONMENT_ENV_VARS = ("RQ_POOL_ENV", "DJANGO_ENV")
 MAX_FILE_BYTES = 1024 * 1024
 MAX_ALIASES = 100
-OPTION_NAMES = ("count",) + tuple(vars(WorkerOptions()))
+OPTION_NAMES = ("count", *vars(WorkerOptions()))
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 
@@ -79,9 +79,7 @@ def find_source(explicit: str | None, has_settings: bool, cwd: Path) -> Source:
         path = cwd / candidate
         if path.exists():
             return Source("file", path)
-    looked = ", ".join(
-        ["--config", f"${CONFIG_ENV_VAR}", "settings.RQ_POOL"] + [str(cwd / p) for p in DEFAULT_PATHS]
-    )
+    looked = ", ".join(["--config", f"${CONFIG_ENV_VAR}", "settings.RQ_POOL"] + [str(cwd / p) for p in DEFAULT_PATHS])
     raise ConfigError("rqpool", f"no configuration found; looked at {looked}")
 
 
@@ -180,7 +178,7 @@ def parse_queue_list(key: Any, source: str, line: int | None) -> tuple[str, ...]
     names = tuple(part.strip() for part in key.split(","))
     for name in names:
         if not name:
-            raise ConfigError(source, "empty queue name in the list; write e.g. \"foo,bar\"", key, line)
+            raise ConfigError(source, 'empty queue name in the list; write e.g. "foo,bar"', key, line)
         if not _QUEUE_NAME.match(name):
             raise ConfigError(source, f"{name!r} is not a valid queue name (letters, digits, _ . : -)", key, line)
     if len(set(names)) != len(names):
@@ -211,9 +209,7 @@ def _options(block: Any, source: str, key: str) -> tuple[int, WorkerOptions]:
     for name, value in block.items():
         line = _line(block, name)
         if name not in OPTION_NAMES:
-            raise ConfigError(
-                source, f"unknown option {name!r}; known options: {', '.join(OPTION_NAMES)}", key, line
-            )
+            raise ConfigError(source, f"unknown option {name!r}; known options: {', '.join(OPTION_NAMES)}", key, line)
         if name == "count":
             count = _count(value, source, key, line)
         elif name in ("worker_class", "job_class", "queue_class"):
@@ -226,9 +222,7 @@ def _options(block: Any, source: str, key: str) -> tuple[int, WorkerOptions]:
             values[name] = value
         elif name == "dequeue_strategy":
             if value not in DEQUEUE_STRATEGIES:
-                raise ConfigError(
-                    source, f"dequeue_strategy must be one of {', '.join(DEQUEUE_STRATEGIES)}", key, line
-                )
+                raise ConfigError(source, f"dequeue_strategy must be one of {', '.join(DEQUEUE_STRATEGIES)}", key, line)
             values[name] = value
         elif name == "with_scheduler":
             if not isinstance(value, bool):
@@ -268,9 +262,7 @@ def parse_config(data: Any, source: str, environment: str | None = None) -> Pool
     add_entries(data, None)
     for key, value in data.items():
         if _is_environment(value) and "," in str(key):
-            raise ConfigError(
-                source, "a queue list needs a count or a mapping with 'count'", key, _line(data, key)
-            )
+            raise ConfigError(source, "a queue list needs a count or a mapping with 'count'", key, _line(data, key))
     if environment is not None and _is_environment(data.get(environment)):
         add_entries(data[environment], environment)
 

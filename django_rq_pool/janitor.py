@@ -28,8 +28,11 @@ def fail_jobs_of_dead_worker(name: str, group: QueueGroup, reason: str) -> int:
     """Fail the jobs a dead worker left STARTED and register its death; returns how many."""
     options = group.options
     worker = django_rq.get_worker(
-        *group.queues, job_class=options.job_class, queue_class=options.queue_class,
-        worker_class=options.worker_class, name=name,
+        *group.queues,
+        job_class=options.job_class,
+        queue_class=options.queue_class,
+        worker_class=options.worker_class,
+        name=name,
     )
     connection = worker.connection
     failed = 0

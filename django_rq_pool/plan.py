@@ -28,11 +28,7 @@ class WorkerOptions:
     def describe(self) -> str:
         """Only the options that differ from the defaults, for log lines."""
         default = WorkerOptions()
-        parts = [
-            f"{name}={value}"
-            for name, value in vars(self).items()
-            if value != getattr(default, name)
-        ]
+        parts = [f"{name}={value}" for name, value in vars(self).items() if value != getattr(default, name)]
         return ", ".join(parts)
 
 

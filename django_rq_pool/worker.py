@@ -23,12 +23,11 @@ from types import FrameType
 from typing import Any, NoReturn
 
 import psutil
-from rq.exceptions import StopRequested
 from rq.utils import now
 from rq.worker import WorkerStatus
 
-from .hooks import WorkerContext, run_hooks
 from .child import enter_child
+from .hooks import WorkerContext, run_hooks
 from .options import PoolOptions
 
 log = logging.getLogger(__name__)
@@ -70,6 +69,10 @@ class PoolWorkerMixin:
         if self.pool_term_graceful:
             # A platform that TERMs every process (Heroku) must not cut a job short in graceful mode.
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    def main_work_horse(self, job: Any, queue: Any) -> None:
+        _drop_inherited_db_connections()  # the worker's hooks may have opened one before this fork
+        super().main_work_horse(job, queue)
 
     def _pool_warm_stop(self, signum: int, frame: FrameType | None) -> None:
         if self._stop_requested or self._shutdown_requested_date is not None:
@@ -137,7 +140,9 @@ class PoolWorkerMixin:
             if used > self.pool_memory_limit:
                 self.log.warning(
                     "Worker %s: unique memory %d MiB is over the limit of %d MiB; retiring",
-                    self.name, used // 2**20, self.pool_memory_limit // 2**20,
+                    self.name,
+                    used // 2**20,
+                    self.pool_memory_limit // 2**20,
                 )
                 self._stop_requested = True
 

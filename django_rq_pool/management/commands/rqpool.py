@@ -23,34 +23,68 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         env = os.environ.get
-        parser.add_argument("-c", "--config", help="YAML config file (default: $RQ_POOL_CONFIG, "
-                            "settings.RQ_POOL, rq-pool.yml, config/rq-pool.yml)")
-        parser.add_argument("-E", "--environment", help="environment section to merge over the top level "
-                            "(default: $RQ_POOL_ENV, then $DJANGO_ENV)")
+        parser.add_argument(
+            "-c",
+            "--config",
+            help="YAML config file (default: $RQ_POOL_CONFIG, settings.RQ_POOL, rq-pool.yml, config/rq-pool.yml)",
+        )
+        parser.add_argument(
+            "-E",
+            "--environment",
+            help="environment section to merge over the top level (default: $RQ_POOL_ENV, then $DJANGO_ENV)",
+        )
         parser.add_argument("--worker-class", help="default rq worker class (dotted path) for every list")
         parser.add_argument("--job-class", help="default rq job class (dotted path)")
         parser.add_argument("--queue-class", help="default rq queue class (dotted path)")
-        parser.add_argument("--with-scheduler", action="store_true", default=None,
-                            help="run rq's scheduler in the workers of every list")
-        parser.add_argument("--burst", action="store_true",
-                            help="workers drain their queues and exit; the master exits 0 when all are done")
-        parser.add_argument("--term", choices=TERM_MODES, default=env("RQ_POOL_TERM", "immediate"),
-                            help="what TERM does (default: $RQ_POOL_TERM or immediate)")
-        parser.add_argument("--graceful-timeout", type=float,
-                            default=float(env("RQ_POOL_GRACEFUL_TIMEOUT", "30")),
-                            help="seconds a graceful-wait TERM waits before killing jobs "
-                            "(default: $RQ_POOL_GRACEFUL_TIMEOUT or 30)")
-        parser.add_argument("--kill-timeout", type=float, default=10.0,
-                            help="seconds between killing jobs and SIGKILL of stragglers (default: 10)")
-        parser.add_argument("--single-process-group", action="store_true",
-                            help="keep workers in the master's process group (default: one group each)")
-        parser.add_argument("--give-up-after", type=float, default=0.0,
-                            help="exit 3 once every list has failed to start for this many seconds "
-                            "(default: 0, never)")
-        parser.add_argument("-a", "--app-name", default=None,
-                            help="name shown in the master's process title (default: settings package)")
-        parser.add_argument("--check", action="store_true",
-                            help="validate the configuration, print the plan and exit; starts nothing")
+        parser.add_argument(
+            "--with-scheduler",
+            action="store_true",
+            default=None,
+            help="run rq's scheduler in the workers of every list",
+        )
+        parser.add_argument(
+            "--burst",
+            action="store_true",
+            help="workers drain their queues and exit; the master exits 0 when all are done",
+        )
+        parser.add_argument(
+            "--term",
+            choices=TERM_MODES,
+            default=env("RQ_POOL_TERM", "immediate"),
+            help="what TERM does (default: $RQ_POOL_TERM or immediate)",
+        )
+        parser.add_argument(
+            "--graceful-timeout",
+            type=float,
+            default=float(env("RQ_POOL_GRACEFUL_TIMEOUT", "30")),
+            help="seconds a graceful-wait TERM waits before killing jobs (default: $RQ_POOL_GRACEFUL_TIMEOUT or 30)",
+        )
+        parser.add_argument(
+            "--kill-timeout",
+            type=float,
+            default=10.0,
+            help="seconds between killing jobs and SIGKILL of stragglers (default: 10)",
+        )
+        parser.add_argument(
+            "--single-process-group",
+            action="store_true",
+            help="keep workers in the master's process group (default: one group each)",
+        )
+        parser.add_argument(
+            "--give-up-after",
+            type=float,
+            default=0.0,
+            help="exit 3 once every list has failed to start for this many seconds (default: 0, never)",
+        )
+        parser.add_argument(
+            "-a",
+            "--app-name",
+            default=None,
+            help="name shown in the master's process title (default: settings package)",
+        )
+        parser.add_argument(
+            "--check", action="store_true", help="validate the configuration, print the plan and exit; starts nothing"
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         request = Request(

@@ -1,0 +1,52 @@
+"""Jobs the integration tests enqueue. Each records what it did in Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from rq import get_current_job
+
+DONE = "test:done"
+
+
+def _record(**fields: object) -> None:
+    job = get_current_job()
+    payload = {"job": job.id, "pid": os.getpid(), "worker_pid": os.getppid(), **fields}
+    job.connection.rpush(DONE, json.dumps(payload))
+
+
+def record(token: str) -> str:
+    _record(token=token)
+    return token
+
+
+def sleep_then_record(token: str, seconds: float) -> str:
+    time.sleep(seconds)
+    _record(token=token)
+    return token
+
+
+def fail(reason: str = "boom") -> None:
+    raise RuntimeError(reason)
+
+
+def db_backend(token: str) -> int:
+    """Query PostgreSQL and record which backend served this job."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid(), count(*) FROM pg_stat_activity")
+        backend, _ = cursor.fetchone()
+    _record(token=token, backend=backend)
+    return backend
+
+
+def hold_memory(megabytes: int) -> None:
+    """Allocate memory that stays in the worker (SimpleWorker) to trigger a memory limit."""
+    _HELD.append(bytearray(megabytes * 1024 * 1024))
+    _record(token=f"held-{megabytes}")
+
+
+_HELD: list[bytearray] = []

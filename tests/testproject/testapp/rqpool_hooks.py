@@ -1,0 +1,44 @@
+"""Hooks driven by TEST_HOOKS in the environment, so each test chooses their behaviour."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import django_rq_pool
+
+MODES = set(filter(None, os.environ.get("TEST_HOOKS", "").split(",")))
+
+
+@django_rq_pool.setup
+def query_db_in_master() -> None:
+    if "db-setup" in MODES:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            os.environ["TEST_MASTER_BACKEND"] = str(cursor.fetchone()[0])
+    if "setup-raises" in MODES:
+        raise RuntimeError("setup hook failed on purpose")
+
+
+@django_rq_pool.after_prefork
+def after_prefork(worker, context) -> None:  # type: ignore[no-untyped-def]
+    if "prefork-raises" in MODES:
+        raise RuntimeError(f"after_prefork failed on purpose in [{context.group.name}]")
+    if "record-prefork" in MODES:
+        payload = {"pid": os.getpid(), "queues": list(context.queues), "index": context.index, "name": context.name}
+        if "db-prefork" in MODES:
+            from django.db import connection
+
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                payload["backend"] = cursor.fetchone()[0]
+            payload["master_backend"] = os.environ.get("TEST_MASTER_BACKEND")
+        worker.connection.rpush("test:prefork", json.dumps(payload))
+
+
+@django_rq_pool.after_spawn
+def after_spawn(pid, context) -> None:  # type: ignore[no-untyped-def]
+    if "spawn-raises" in MODES:
+        raise RuntimeError("after_spawn failed on purpose")

@@ -1,0 +1,35 @@
+"""Settings for the integration tests; the tests pass the Redis and database through env."""
+
+import os
+
+SECRET_KEY = "tests-not-secret"
+USE_TZ = True
+INSTALLED_APPS = ["django.contrib.contenttypes", "django_rq", "django_rq_pool", "testapp"]
+
+_pg = os.environ.get("TEST_PG_DSN")
+DATABASES = {
+    "default": (
+        {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ.get("TEST_PG_NAME", "test"),
+            "HOST": os.environ.get("TEST_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("TEST_PG_PORT", "5432"),
+            "USER": os.environ.get("TEST_PG_USER", "postgres"),
+        }
+        if _pg
+        else {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+    )
+}
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+RQ_QUEUES = {name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 60} for name in ("foo", "bar", "baz", "high", "low")}
+RQ_QUEUES["elsewhere"] = {"URL": REDIS_URL.rsplit("/", 1)[0] + "/14"}
+
+if os.environ.get("TEST_RQ_POOL_SETTINGS"):
+    import json
+
+    RQ_POOL = json.loads(os.environ["TEST_RQ_POOL_SETTINGS"])
+if os.environ.get("TEST_RQ_POOL_HOOKS"):
+    import json
+
+    RQ_POOL_HOOKS = json.loads(os.environ["TEST_RQ_POOL_HOOKS"])
