@@ -72,12 +72,17 @@ def queue(redis_client: redis.Redis) -> Callable[[str], Queue]:
 @pytest.fixture(scope="session")
 def postgres() -> dict[str, str]:
     """Environment for a pool whose Django uses the local PostgreSQL database ``test``."""
-    env = {"TEST_PG_DSN": "1", "TEST_PG_HOST": "127.0.0.1", "TEST_PG_PORT": "5432", "TEST_PG_NAME": "test",
-           "TEST_PG_USER": os.environ.get("TEST_PG_USER", "postgres")}
+    env = {
+        "TEST_PG_DSN": "1",
+        "TEST_PG_HOST": "127.0.0.1",
+        "TEST_PG_PORT": "5432",
+        "TEST_PG_NAME": "test",
+        "TEST_PG_USER": os.environ.get("TEST_PG_USER", "postgres"),
+    }
     try:
         import psycopg
 
         psycopg.connect(host="127.0.0.1", port=5432, dbname="test", user=env["TEST_PG_USER"], connect_timeout=5).close()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         _unavailable(f"PostgreSQL at 127.0.0.1:5432 ({exc})")
     return env

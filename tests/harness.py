@@ -7,6 +7,7 @@ their master (reparented elsewhere) are still found and killed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -30,8 +31,9 @@ TOKEN_VAR = "RQPOOL_TEST_TOKEN"
 DEFAULT_TIMEOUT = 20.0
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = DEFAULT_TIMEOUT, message: str = "condition",
-             interval: float = 0.05) -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = DEFAULT_TIMEOUT, message: str = "condition", interval: float = 0.05
+) -> Any:
     """Poll until predicate() is truthy; return its value or fail with message after timeout."""
     deadline = time.monotonic() + timeout
     while True:
@@ -79,9 +81,23 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir), "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
 
         def answers() -> bool:
@@ -102,8 +118,14 @@ class RedisServer:
 class Pool:
     """One ``manage.py rqpool`` subprocess in its own session, with its log captured to a file."""
 
-    def __init__(self, redis_server: RedisServer, workdir: Path, config: str | None = None,
-                 args: tuple[str, ...] = (), env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        redis_server: RedisServer,
+        workdir: Path,
+        config: str | None = None,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ):
         self.redis_server = redis_server
         self.workdir = workdir
         self.token = uuid.uuid4().hex
@@ -132,8 +154,12 @@ class Pool:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, str(MANAGE), "rqpool", "-v", "2", *self.args, *extra_args],
-            cwd=self.workdir, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=self.workdir,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         return self
 
@@ -194,7 +220,7 @@ class Pool:
         found = {}
         for key in client.smembers("rq:workers"):
             key = key.decode()
-            name = key[len(prefix):]
+            name = key[len(prefix) :]
             if f".{self.pid}." not in name:
                 continue
             fields = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
@@ -208,6 +234,7 @@ class Pool:
 
     def wait_workers(self, count: int, timeout: float = DEFAULT_TIMEOUT) -> list[str]:
         """Wait until exactly ``count`` workers are registered and idle; return their queue lists."""
+
         def ready() -> list[str] | None:
             workers = self.registered_workers()
             idle = [f for f in workers.values() if f.get("state") == "idle"]
@@ -241,10 +268,8 @@ class Pool:
             if not leftovers:
                 break
             for proc in leftovers:
-                try:
+                with contextlib.suppress(psutil.Error):
                     proc.kill()
-                except psutil.Error:
-                    pass
             psutil.wait_procs(leftovers, timeout=2)
         if hasattr(self, "_log"):
             self._log.close()

@@ -29,7 +29,9 @@ def test_seed_config_starts_seven_workers_on_the_right_lists(pool_factory):
 def test_jobs_on_every_queue_finish(pool_factory, queue, redis_client):
     pool = pool_factory(SEED).start()
     pool.wait_workers(7)
-    jobs = [queue(name).enqueue("testapp.jobs.record", f"{name}-{n}") for name in ("foo", "bar", "baz") for n in range(5)]
+    jobs = [
+        queue(name).enqueue("testapp.jobs.record", f"{name}-{n}") for name in ("foo", "bar", "baz") for n in range(5)
+    ]
     wait_for(lambda: len(done_records(redis_client)) == len(jobs), message="15 jobs recorded")
     assert all(job.get_status(refresh=True) == "finished" for job in jobs)
     workers = {p.pid for p in pool.worker_processes()}
