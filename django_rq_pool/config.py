@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 import re
+import reprlib
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,21 @@ MAX_ALIASES = 100
 OPTION_NAMES = ("count", *vars(WorkerOptions()))
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+MAX_MEMORY_LIMIT = 2**50  # a petabyte: anything larger is a typo
+
+
+def _bounded_repr() -> reprlib.Repr:
+    shown = reprlib.Repr()
+    shown.maxlevel, shown.maxstring, shown.maxother, shown.maxlong = 3, 60, 60, 40
+    return shown
+
+
+_REPR = _bounded_repr()
+
+
+def _shown(value: Any) -> str:
+    """repr() bounded in size and depth: a hostile value (an alias bomb) must not blow up a message."""
+    return _REPR.repr(value)
 
 
 class ConfigError(Exception):
@@ -48,7 +65,7 @@ class ConfigError(Exception):
 
     def __str__(self) -> str:
         where = self.source if self.line is None else f"{self.source}:{self.line}"
-        key = f" key {self.key!r}:" if self.key is not None else ""
+        key = f" key {_shown(self.key)}:" if self.key is not None else ""
         return f"{where}:{key} {self.message}"
 
 
@@ -132,8 +149,11 @@ def read_file(path: Path) -> Any:
     """Read and parse a YAML file, turning every failure into a ConfigError."""
     name = str(path)
     try:
-        if path.is_dir():
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
             raise ConfigError(name, "is a directory; expected a YAML file")
+        if not stat.S_ISREG(mode):
+            raise ConfigError(name, "is not a regular file (a FIFO or device would block or never end)")
         with path.open("rb") as handle:
             raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
@@ -151,8 +171,9 @@ def read_file(path: Path) -> Any:
 
 def parse_yaml(text: str, name: str) -> Any:
     """Parse YAML text with the safe loader; syntax errors carry line and column."""
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # the reader already rejects control characters here
         return loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -163,8 +184,13 @@ def parse_yaml(text: str, name: str) -> Any:
         raise ConfigError(name, f"YAML error: {exc}") from None
     except RecursionError:
         raise ConfigError(name, "is nested too deeply to be a pool config") from None
+    except Exception as exc:
+        # SafeLoader's constructors raise ValueError for a date such as 2001-02-30 and
+        # AttributeError for "!!timestamp ''": hostile text must still end as a ConfigError.
+        raise ConfigError(name, f"YAML value cannot be read: {type(exc).__name__}: {_shown(str(exc))}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _line(mapping: Any, key: Any) -> int | None:
@@ -174,13 +200,13 @@ def _line(mapping: Any, key: Any) -> int | None:
 def parse_queue_list(key: Any, source: str, line: int | None) -> tuple[str, ...]:
     """'foo, bar,baz' -> ('foo', 'bar', 'baz'), rejecting empty or repeated names."""
     if not isinstance(key, str):
-        raise ConfigError(source, "a queue list must be a string of comma-separated queue names", repr(key), line)
+        raise ConfigError(source, "a queue list must be a string of comma-separated queue names", _shown(key), line)
     names = tuple(part.strip() for part in key.split(","))
     for name in names:
         if not name:
             raise ConfigError(source, 'empty queue name in the list; write e.g. "foo,bar"', key, line)
         if not _QUEUE_NAME.match(name):
-            raise ConfigError(source, f"{name!r} is not a valid queue name (letters, digits, _ . : -)", key, line)
+            raise ConfigError(source, f"{_shown(name)} is not a valid queue name (letters, digits, _ . : -)", key, line)
     if len(set(names)) != len(names):
         raise ConfigError(source, "a queue is named twice in the list", key, line)
     return names
@@ -188,19 +214,23 @@ def parse_queue_list(key: Any, source: str, line: int | None) -> tuple[str, ...]
 
 def _count(value: Any, source: str, key: str, line: int | None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(source, f"worker count must be a non-negative integer, got {value!r}", key, line)
+        raise ConfigError(source, f"worker count must be a non-negative integer, got {_shown(value)}", key, line)
     return value
 
 
 def parse_memory(value: Any, source: str, key: str, line: int | None) -> int:
     """Accept 512 (MiB), '512MB', '1.5GiB', '800k'; return bytes."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value * 1024 * 1024
-    match = _SIZE.match(value) if isinstance(value, str) else None
-    if not match or float(match.group(1)) <= 0:
-        raise ConfigError(source, f"memory_limit must be a size such as 512MB or 1GiB, got {value!r}", key, line)
-    scale = {"": 1024**2, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}[match.group(2).lower()]
-    return int(float(match.group(1)) * scale)
+    size = 0.0
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = float(value) * 1024**2 if value < MAX_MEMORY_LIMIT else float(MAX_MEMORY_LIMIT + 1)
+    elif isinstance(value, str) and (match := _SIZE.match(value)):
+        scale = {"": 1024**2, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}[match.group(2).lower()]
+        size = float(match.group(1)) * scale
+    if not 0 < size <= MAX_MEMORY_LIMIT:
+        raise ConfigError(
+            source, f"memory_limit must be a size such as 512MB or 1GiB (at most 1 PiB), got {_shown(value)}", key, line
+        )
+    return int(size)
 
 
 def _options(block: Any, source: str, key: str) -> tuple[int, WorkerOptions]:
@@ -209,7 +239,9 @@ def _options(block: Any, source: str, key: str) -> tuple[int, WorkerOptions]:
     for name, value in block.items():
         line = _line(block, name)
         if name not in OPTION_NAMES:
-            raise ConfigError(source, f"unknown option {name!r}; known options: {', '.join(OPTION_NAMES)}", key, line)
+            raise ConfigError(
+                source, f"unknown option {_shown(name)}; known options: {', '.join(OPTION_NAMES)}", key, line
+            )
         if name == "count":
             count = _count(value, source, key, line)
         elif name in ("worker_class", "job_class", "queue_class"):
@@ -218,7 +250,7 @@ def _options(block: Any, source: str, key: str) -> tuple[int, WorkerOptions]:
             values[name] = value
         elif name in ("max_jobs", "max_idle_time"):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(source, f"{name} must be a positive integer or null, got {value!r}", key, line)
+                raise ConfigError(source, f"{name} must be a positive integer or null, got {_shown(value)}", key, line)
             values[name] = value
         elif name == "dequeue_strategy":
             if value not in DEQUEUE_STRATEGIES:
@@ -226,7 +258,7 @@ def _options(block: Any, source: str, key: str) -> tuple[int, WorkerOptions]:
             values[name] = value
         elif name == "with_scheduler":
             if not isinstance(value, bool):
-                raise ConfigError(source, f"with_scheduler must be true or false, got {value!r}", key, line)
+                raise ConfigError(source, f"with_scheduler must be true or false, got {_shown(value)}", key, line)
             values[name] = value
         elif name == "memory_limit":
             values[name] = None if value is None else parse_memory(value, source, key, line)
