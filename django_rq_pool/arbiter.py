@@ -33,6 +33,7 @@ from .child import MASTER_SIGNALS, enter_child
 from .config import ConfigError
 from .hooks import WorkerContext, run_hooks
 from .linux import become_subreaper
+from .log_files import reopen as reopen_log_files
 from .options import PoolOptions
 from .plan import PoolPlan, QueueGroup
 
@@ -111,6 +112,7 @@ class Arbiter:
     reload_plan: Callable[[], PoolPlan] | None = None
     on_ready: Callable[[Arbiter], None] | None = None
     on_status: Callable[[Arbiter, str], None] | None = None
+    on_tick: Callable[[Arbiter], None] | None = None  # once per pass of the loop (watchdog, readiness)
     workers: dict[int, WorkerRecord] = field(default_factory=dict)
     janitors: dict[int, Janitor] = field(default_factory=dict)
     health: dict[Identity, GroupHealth] = field(default_factory=dict)
@@ -173,6 +175,8 @@ class Arbiter:
         else:
             self.maintain_workers()
         self.update_title()
+        if self.on_tick is not None:
+            self.on_tick(self)
         self.sleep()
 
     def sleep(self) -> None:
@@ -293,6 +297,8 @@ class Arbiter:
             handler()
 
     def handle_hup(self) -> None:
+        reopen_log_files()
+        self.signal_workers(signal.SIGHUP)  # workers reopen their log files
         self.spawning_paused = False
         self._dirty = True
         if self.reload_plan is None:

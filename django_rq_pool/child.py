@@ -28,7 +28,8 @@ MASTER_SIGNALS = (
 def enter_child(label: str, master_pid: int, wakeup_fds: tuple[int, ...]) -> bool:
     """Drop the master's signal handling and wake-up pipe; False if the master is already gone."""
     for signum in MASTER_SIGNALS:
-        signal.signal(signum, signal.SIG_DFL)
+        # HUP stays ignored until a worker installs its log-reopening handler: the master forwards it.
+        signal.signal(signum, signal.SIG_IGN if signum == signal.SIGHUP else signal.SIG_DFL)
     signal.set_wakeup_fd(-1)
     for fd in wakeup_fds:
         os.close(fd)

@@ -30,11 +30,18 @@ def level_for_verbosity(verbosity: int) -> int:
     return {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
 
 
-def configure_logging(level: int, stream: TextIO | None = None) -> None:
-    """Attach one handler to the pool's and rq's loggers unless Django's LOGGING already did."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+def configure_logging(level: int, stream: TextIO | None = None, log_file: logging.Handler | None = None) -> None:
+    """Attach one handler to the pool's and rq's loggers unless Django's LOGGING already did.
+
+    A log file (``--log-file``) always takes the pool's and rq's loggers; when Django's LOGGING
+    configured no root handler it takes the root logger too, so jobs' own loggers land there.
+    """
+    handler = log_file or logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.addFilter(_QueueLabel())
+    if log_file is not None:
+        _attach_log_file(level, handler)
+        return
     for name in POOL_LOGGERS:
         logger = logging.getLogger(name)
         logger.setLevel(level)
@@ -43,3 +50,16 @@ def configure_logging(level: int, stream: TextIO | None = None) -> None:
         else:
             for existing in logger.handlers or logging.getLogger().handlers:
                 existing.addFilter(_QueueLabel())
+
+
+def _attach_log_file(level: int, handler: logging.Handler) -> None:
+    root = logging.getLogger()
+    own_root = not root.handlers
+    if own_root:
+        root.addHandler(handler)
+    for name in POOL_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        if not own_root:
+            logger.addHandler(handler)
+            logger.propagate = False

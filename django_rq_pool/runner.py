@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -18,8 +19,11 @@ from .arbiter import EXIT_CONFIG, EXIT_ERROR, EXIT_OK, Arbiter
 from .config import ConfigError, Source
 from .hooks import load_hooks, run_hooks
 from .logs import configure_logging
+from .operations import Operations, OperationsError, Service, with_settings
 from .options import PoolOptions
 from .plan import PoolPlan
+from .preload import preload_job_modules
+from .scaling import apply_counts, counts_from_environment
 from .validation import validate_plan
 
 log = logging.getLogger("django_rq_pool")
@@ -59,6 +63,7 @@ class PlanLoader:
     def __call__(self) -> PoolPlan:
         plan = config.load_plan(self.source, self.settings_value, self.environment)
         plan = plan.with_defaults(_class_defaults(self.request))
+        plan = apply_counts(plan, counts_from_environment())
         validate_plan(plan)
         return plan
 
@@ -85,13 +90,22 @@ def print_plan(plan: PoolPlan, out: TextIO) -> None:
         out.write(f"  [{group.name}] x{group.count}: {extra}; redis: {redacted_connection(params)}\n")
 
 
-def run_pool(request: Request, options: PoolOptions, stdout: TextIO = sys.stdout) -> int:
+def run_pool(request: Request, options: PoolOptions, stdout: TextIO = sys.stdout, ops: Operations | None = None) -> int:
     """Run the pool in this process (where Django is set up); returns the exit status."""
-    configure_logging(options.logging_level)
+    gc.disable()  # CPython's fork recipe: no collection leaves holes in the image workers share
+    service = None
+    if not request.check:
+        try:
+            service = Service(with_settings(ops or Operations()))
+        except OperationsError as exc:
+            sys.stderr.write(f"rqpool: {exc}\n")
+            return exc.status
+    configure_logging(options.logging_level, log_file=service.log_handler() if service else None)
     try:
         load_hooks(getattr(settings, "RQ_POOL_HOOKS", None))
         loader = PlanLoader(request)
         plan = loader()
+        preload_job_modules()
     except ConfigError as exc:
         sys.stderr.write(f"rqpool: configuration error: {exc}\n")
         return EXIT_CONFIG
@@ -100,14 +114,26 @@ def run_pool(request: Request, options: PoolOptions, stdout: TextIO = sys.stdout
         return EXIT_OK
     environment = f" (environment {loader.environment!r})" if loader.environment else ""
     log.info("configuration from %s%s", loader.source.name, environment)
+    assert service is not None
     try:
+        service.start()
         run_hooks("setup")
+    except OperationsError as exc:
+        log.error("%s", exc)
+        service.finish(exc.status, str(exc))
+        return exc.status
     except Exception:
         log.error("setup hook failed; nothing was started:\n%s", traceback.format_exc())
+        service.finish(EXIT_ERROR, "setup hook failed; nothing was started")
         return EXIT_ERROR
     close_db_connections()
-    arbiter = Arbiter(plan, options, reload_plan=loader if loader.source.reloadable else None)
-    return arbiter.run()
+    arbiter = Arbiter(plan, options, reload_plan=loader if loader.source.reloadable else None, **service.callbacks())
+    status = EXIT_ERROR
+    try:
+        status = arbiter.run()
+    finally:
+        service.finish(status)
+    return status
 
 
 def default_app_name() -> str:

@@ -8,6 +8,7 @@ with :class:`PoolWorkerMixin`, which installs these handlers:
 * TERM: as QUIT under a graceful TERM mode, else kill the current job (it ends failed) and exit.
 * INT: rq's behaviour (warm stop; a second one more than 1 s later is a cold stop).
 * USR1: kill the current job now; it ends failed with the reason. USR2: pause. CONT: resume.
+* HUP: reopen the log file (the master forwards its HUP so logrotate works).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from rq.worker import WorkerStatus
 
 from .child import enter_child
 from .hooks import WorkerContext, run_hooks
+from .log_files import enter_worker as use_worker_log_file
+from .log_files import reopen_on_signal
 from .options import PoolOptions
 
 log = logging.getLogger(__name__)
@@ -60,7 +63,7 @@ class PoolWorkerMixin:
         signal.signal(signal.SIGUSR1, self._pool_kill_job)
         signal.signal(signal.SIGUSR2, self._pool_pause)
         signal.signal(signal.SIGCONT, self._pool_resume)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, reopen_on_signal)
 
     def setup_work_horse_signals(self) -> None:
         super().setup_work_horse_signals()
@@ -200,6 +203,7 @@ def run_worker(context: WorkerContext, options: PoolOptions, wakeup_fds: tuple[i
         if not enter_child(context.group.name, context.master_pid, wakeup_fds):
             log.warning("master %d is gone before the worker started; exiting", context.master_pid)
             os._exit(0)
+        use_worker_log_file(context.group.name, context.index)
         _drop_inherited_db_connections()
         worker = build_worker(context, options)
         try:

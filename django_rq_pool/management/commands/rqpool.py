@@ -8,7 +8,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from django_rq_pool.arbiter import EXIT_CONFIG
 from django_rq_pool.logs import level_for_verbosity
+from django_rq_pool.operations import Operations
 from django_rq_pool.options import TERM_MODES, PoolOptions
 from django_rq_pool.runner import Request, default_app_name, run_pool
 
@@ -22,7 +24,6 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        env = os.environ.get
         parser.add_argument(
             "-c",
             "--config",
@@ -50,13 +51,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--term",
             choices=TERM_MODES,
-            default=env("RQ_POOL_TERM", "immediate"),
+            default=None,
             help="what TERM does (default: $RQ_POOL_TERM or immediate)",
         )
         parser.add_argument(
             "--graceful-timeout",
             type=float,
-            default=float(env("RQ_POOL_GRACEFUL_TIMEOUT", "30")),
+            default=None,
             help="seconds a graceful-wait TERM waits before killing jobs (default: $RQ_POOL_GRACEFUL_TIMEOUT or 30)",
         )
         parser.add_argument(
@@ -86,7 +87,45 @@ class Command(BaseCommand):
             "--check", action="store_true", help="validate the configuration, print the plan and exit; starts nothing"
         )
 
+        parser.add_argument(
+            "--log-file",
+            metavar="PATTERN",
+            help="log to this file instead of stderr; {queues}, {index} and {pid} give one file per list or "
+            "worker (default: settings.RQ_POOL_LOG_FILE; rqpool.log with --daemon). HUP reopens it",
+        )
+        parser.add_argument(
+            "-p",
+            "--pidfile",
+            help="write the master's pid here; refuse to start if it names a live process "
+            "(default: settings.RQ_POOL_PIDFILE)",
+        )
+        parser.add_argument(
+            "-d",
+            "--daemon",
+            action="store_true",
+            help="detach and log to files; exits 0 once every worker listens, non-zero with the reason if not",
+        )
+        parser.add_argument(
+            "--hot-swap",
+            action="store_true",
+            help="replace the pool named in --pidfile: QUIT it once this pool's workers all listen",
+        )
+        parser.add_argument(
+            "--ready-timeout",
+            type=float,
+            default=60.0,
+            help="seconds --daemon waits for the workers before giving up on reporting (default: 60)",
+        )
+
     def handle(self, *args: Any, **opts: Any) -> None:
+        try:
+            term_mode = opts["term"] or env_choice("RQ_POOL_TERM", TERM_MODES, "immediate")
+            graceful_timeout = opts["graceful_timeout"]
+            if graceful_timeout is None:
+                graceful_timeout = env_seconds("RQ_POOL_GRACEFUL_TIMEOUT", 30.0)
+        except ValueError as exc:
+            sys.stderr.write(f"rqpool: {exc}\n")
+            sys.exit(EXIT_CONFIG)
         request = Request(
             config_path=opts["config"],
             environment=opts["environment"],
@@ -99,11 +138,38 @@ class Command(BaseCommand):
         options = PoolOptions(
             app_name=opts["app_name"] or default_app_name(),
             burst=opts["burst"],
-            term_mode=opts["term"],
-            graceful_timeout=opts["graceful_timeout"],
+            term_mode=term_mode,
+            graceful_timeout=graceful_timeout,
             kill_timeout=opts["kill_timeout"],
             own_process_groups=not opts["single_process_group"],
             logging_level=level_for_verbosity(opts["verbosity"]),
             give_up_after=opts["give_up_after"],
         )
-        sys.exit(run_pool(request, options, self.stdout))
+        ops = Operations(
+            log_file=opts["log_file"],
+            pidfile=opts["pidfile"],
+            daemon=opts["daemon"],
+            hot_swap=opts["hot_swap"],
+            ready_timeout=opts["ready_timeout"],
+        )
+        sys.exit(run_pool(request, options, self.stdout, ops))
+
+
+def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    value = os.environ.get(name) or default
+    if value not in choices:
+        raise ValueError(f"${name}={value!r} is not one of: {', '.join(choices)}")
+    return value
+
+
+def env_seconds(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError(f"${name}={value!r} is not a number of seconds (e.g. 30 or 2.5)")
+    return seconds

@@ -50,3 +50,12 @@ def hold_memory(megabytes: int) -> None:
 
 
 _HELD: list[bytearray] = []
+
+
+def log_warning(token: str) -> str:
+    """Log through an application logger (not rq's), then record; for the log-file tests."""
+    import logging
+
+    logging.getLogger("testapp.jobs").warning("job log line %s", token)
+    _record(token=token)
+    return token

@@ -1,0 +1,45 @@
+"""``--hot-swap``: take over from the pool named in the pidfile without a moment of zero workers.
+
+The new pool starts while the old one runs. Once every new worker listens, the new master writes
+its pid into the pidfile and sends QUIT to the old master: a graceful stop, so the old workers
+finish their current jobs and exit. Queued jobs stay in Redis for the new workers; none is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from typing import Any
+
+from .pidfile import PidFile, PidFileError, is_alive
+
+log = logging.getLogger(__name__)
+
+
+class HotSwap:
+    """The handover, run once when the new pool is up."""
+
+    def __init__(self, pidfile: PidFile, old_pid: int):
+        self.pidfile = pidfile
+        self.old_pid = old_pid
+        self.done = False
+
+    def take_over(self, arbiter: Any) -> None:
+        if self.done:
+            return
+        self.done = True
+        try:
+            self.pidfile.write(replace_live=True)
+        except PidFileError as exc:
+            log.error("hot swap: %s; the old pool %d keeps running too", exc, self.old_pid)
+            return
+        if not is_alive(self.old_pid):
+            log.info("hot swap: the old pool %d is already gone", self.old_pid)
+            return
+        try:
+            os.kill(self.old_pid, signal.SIGQUIT)
+        except OSError as exc:
+            log.error("hot swap: cannot signal the old pool %d: %s", self.old_pid, exc)
+            return
+        log.info("hot swap: new workers are listening; sent QUIT to the old pool %d (graceful stop)", self.old_pid)

@@ -1,0 +1,134 @@
+"""How the pool runs as a service: log files, pidfile, daemon mode, hot swap and systemd.
+
+:class:`Service` wraps the arbiter's run without changing it: it opens the log file, checks and
+writes the pidfile, detaches, and builds the arbiter callbacks that report readiness (to the
+shell that started a daemon, to the old pool of a hot swap, to systemd).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .arbiter import EXIT_PIDFILE
+from .daemon import LastError, Readiness, daemonize
+from .hotswap import HotSwap
+from .log_files import DAEMON_DEFAULT, LogFiles, activate, redirect_std_streams
+from .pidfile import PidFile, PidFileError, live_owner
+from .readiness import ListeningGate
+from .systemd import Notifier
+
+log = logging.getLogger(__name__)
+
+
+class OperationsError(Exception):
+    """A bad combination of operations options; exit status carried along."""
+
+    def __init__(self, message: str, status: int = 2):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Operations:
+    """Operations options from the command line and settings (None: not given)."""
+
+    log_file: str | None = None
+    pidfile: str | None = None
+    daemon: bool = False
+    hot_swap: bool = False
+    ready_timeout: float = 60.0
+
+
+class Service:
+    """One run of the pool as a service; methods are called by the runner in order."""
+
+    def __init__(self, ops: Operations):
+        self.ops = ops
+        pattern = ops.log_file or (DAEMON_DEFAULT if ops.daemon else None)
+        try:
+            self.log_files = LogFiles(pattern) if pattern else None
+        except ValueError as exc:
+            raise OperationsError(str(exc)) from None
+        if ops.hot_swap and not ops.pidfile:
+            raise OperationsError("--hot-swap needs --pidfile (or settings.RQ_POOL_PIDFILE) to find the old pool")
+        self.pidfile = PidFile(ops.pidfile) if ops.pidfile else None
+        self.readiness: Readiness | None = None
+        self.last_error = LastError()
+        self.old_pid: int | None = None
+        if self.pidfile is not None:
+            self.old_pid = live_owner(self.pidfile.path)
+            if self.old_pid is not None and not ops.hot_swap:
+                raise OperationsError(
+                    f"pidfile {self.pidfile.path} holds pid {self.old_pid}, which is alive: "
+                    "is a pool already running? (use --hot-swap to replace it)",
+                    EXIT_PIDFILE,
+                )
+
+    def log_handler(self) -> logging.Handler | None:
+        return activate(self.log_files) if self.log_files is not None else None
+
+    def start(self) -> None:
+        """Detach if asked, then claim the pidfile (in the process that will be the master)."""
+        logging.getLogger("django_rq_pool").addHandler(self.last_error)
+        if self.ops.daemon:
+            assert self.log_files is not None and self.log_files.handler is not None
+            self.readiness = daemonize(self.log_files.handler.baseFilename, self.ops.ready_timeout)
+            self.log_files.reopen_master()
+            redirect_std_streams(self.log_files.handler.baseFilename)
+        if self.pidfile is None:
+            return
+        if self.old_pid is not None:
+            log.info("hot swap: pool %d runs now; it gets QUIT once every new worker listens", self.old_pid)
+            return
+        try:
+            self.pidfile.write()
+        except PidFileError as exc:
+            raise OperationsError(str(exc), EXIT_PIDFILE) from None
+        log.info("pidfile %s written (pid %d)", self.pidfile.path, self.pidfile.written_pid)
+
+    def callbacks(self) -> dict[str, Callable[..., None]]:
+        """The arbiter's on_ready / on_status / on_tick."""
+        gate = ListeningGate()
+        ticks: list[Callable[[Any], None]] = [gate.on_tick]
+        callbacks: dict[str, Callable[..., None]] = {"on_ready": gate.on_ready}
+        if self.readiness is not None:
+            readiness = self.readiness
+            gate.listeners.append(lambda arbiter: readiness.ready())
+        if self.old_pid is not None and self.pidfile is not None:
+            gate.listeners.append(HotSwap(self.pidfile, self.old_pid).take_over)
+        notifier = Notifier.from_environment()
+        if notifier is not None:
+            gate.listeners.append(lambda arbiter: notifier.on_status(arbiter, "READY=1"))
+            callbacks["on_status"] = lambda arbiter, message: (
+                None if message == "READY=1" else notifier.on_status(arbiter, message)
+            )
+            ticks.append(notifier.on_tick)
+
+        def on_tick(arbiter: Any) -> None:
+            for tick in ticks:
+                tick(arbiter)
+
+        callbacks["on_tick"] = on_tick
+        return callbacks
+
+    def finish(self, status: int, reason: str = "") -> None:
+        """At exit: tell a waiting shell why we stopped; give the pidfile up if it is still ours."""
+        if self.readiness is not None:
+            why = reason or self.last_error.message or f"the master exited with status {status}"
+            self.readiness.failed(status, why)
+        if self.pidfile is not None:
+            self.pidfile.release()
+
+
+def with_settings(ops: Operations) -> Operations:
+    """Fill what the command line left unset from ``settings.RQ_POOL_LOG_FILE`` / ``RQ_POOL_PIDFILE``."""
+    from django.conf import settings
+
+    return replace(
+        ops,
+        log_file=ops.log_file or getattr(settings, "RQ_POOL_LOG_FILE", None),
+        pidfile=ops.pidfile or getattr(settings, "RQ_POOL_PIDFILE", None),
+    )
