@@ -140,6 +140,8 @@ class Arbiter:
         log.info("master started (pid %d): %s", self.pid, self.describe_plan())
         self.state = "running"
         try:
+            self.loop_once()  # forks the initial workers from the image loaded with the GC off (runner.py)
+            gc.enable()  # collections now skip that image: every fork froze it
             while True:
                 self.loop_once()
         except PoolExit as done:
@@ -516,6 +518,8 @@ class Arbiter:
 
     def _fork(self) -> int:
         """fork(), freezing the GC first so children share the master's objects; -1 on failure."""
+        if gc.get_freeze_count():
+            gc.collect()  # only what is younger than the last fork: don't freeze garbage forever
         gc.freeze()
         try:
             return os.fork()

@@ -33,3 +33,8 @@ if os.environ.get("TEST_RQ_POOL_HOOKS"):
     import json
 
     RQ_POOL_HOOKS = json.loads(os.environ["TEST_RQ_POOL_HOOKS"])
+if os.environ.get("TEST_RQ_POOL_PRELOAD"):
+    import json
+
+    RQ_POOL_PRELOAD = json.loads(os.environ["TEST_RQ_POOL_PRELOAD"])
+RQ_POOL_PRELOAD_DISCOVER = os.environ.get("TEST_RQ_POOL_PRELOAD_DISCOVER") == "1"

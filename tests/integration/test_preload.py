@@ -1,0 +1,60 @@
+"""Preloading job modules in the master, and the copy-on-write set-up of the GC around forks."""
+
+from __future__ import annotations
+
+import json
+
+from ..harness import done_records, wait_for
+
+ONE = "foo: 2\n"
+
+
+def _run_probe(pool, queue, redis_client, count: int = 3) -> list[dict]:
+    pool.start()
+    pool.wait_workers(2)
+    for n in range(count):
+        queue("foo").enqueue("testapp.tasks.report", f"probe-{n}")
+    return wait_for(lambda: len(done_records(redis_client)) == count and done_records(redis_client), 30, "probe jobs")
+
+
+def test_listed_module_is_imported_once_in_the_master(pool_factory, queue, redis_client):
+    pool = pool_factory(ONE, env={"TEST_RQ_POOL_PRELOAD": json.dumps(["testapp.tasks"])})
+    records = _run_probe(pool, queue, redis_client)
+    assert {r["imported_by"] for r in records} == {pool.pid}
+    assert all(r["pid"] != pool.pid for r in records)
+    assert "preloaded 1 job module(s): testapp.tasks" in pool.log()
+
+
+def test_without_preload_every_job_child_imports_the_module_again(pool_factory, queue, redis_client):
+    pool = pool_factory(ONE)
+    records = _run_probe(pool, queue, redis_client)
+    assert all(r["imported_by"] == r["pid"] for r in records)
+    assert "preloaded" not in pool.log()
+
+
+def test_discovery_imports_the_jobs_and_tasks_modules_of_installed_apps(pool_factory, queue, redis_client):
+    pool = pool_factory(ONE, env={"TEST_RQ_POOL_PRELOAD_DISCOVER": "1"})
+    records = _run_probe(pool, queue, redis_client, count=1)
+    assert records[0]["imported_by"] == pool.pid
+    assert "testapp.jobs, testapp.tasks" in pool.log()
+
+
+def test_a_module_that_fails_to_import_stops_the_pool_before_any_fork(pool_factory):
+    pool = pool_factory(ONE, env={"TEST_RQ_POOL_PRELOAD": json.dumps(["testapp.tasks", "testapp.broken_jobs"])})
+    result = pool.run()
+    assert result.returncode == 2
+    assert (
+        "rqpool: configuration error: settings.RQ_POOL_PRELOAD: cannot import job module 'testapp.broken_jobs': "
+        "ModuleNotFoundError: No module named 'not_a_real_package_for_rqpool' (at " in result.stdout
+    )
+    assert "testapp/broken_jobs.py:3)" in result.stdout
+    assert "Traceback" not in result.stdout
+    assert "spawned" not in result.stdout
+
+
+def test_a_setting_that_is_not_a_list_is_a_configuration_error(pool_factory):
+    pool = pool_factory(ONE, env={"TEST_RQ_POOL_PRELOAD": json.dumps("testapp.tasks")})
+    result = pool.run()
+    assert result.returncode == 2
+    assert "settings.RQ_POOL_PRELOAD: must be a list of module names, got str 'testapp.tasks'" in result.stdout
+    assert "spawned" not in result.stdout
