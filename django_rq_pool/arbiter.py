@@ -44,6 +44,7 @@ EXIT_ERROR = 1
 EXIT_CONFIG = 2
 EXIT_GAVE_UP = 3
 EXIT_PIDFILE = 4
+EXIT_FORCED = 5  # a stop had to SIGKILL workers that ignored it
 BACKOFF_BASE = 1.0
 MAX_QUEUED_SIGNALS = 100
 IDLE_SLEEP = 1.0
@@ -68,6 +69,7 @@ class WorkerRecord:
     context: WorkerContext
     started: float
     stopping: bool = False
+    killed: bool = False  # SIGKILLed by the master when it ignored a stop
 
     @property
     def group(self) -> QueueGroup:
@@ -124,6 +126,7 @@ class Arbiter:
     stop_mode: str | None = None  # "graceful" or "cold" while stopping
     stop_deadline: float | None = None
     exit_when_stopped: bool = True
+    killed_on_stop: int = 0
     _wakeup: tuple[int, int] = (-1, -1)
     _sequence: int = 0
     _dirty: bool = True
@@ -321,18 +324,21 @@ class Arbiter:
         self._ready_sent = False
 
     def handle_quit(self) -> None:
+        if self.stop_mode is not None:
+            self.escalate_stop("QUIT")
+            return
         self.begin_stop("graceful", None, exit_when_stopped=True)
 
     def handle_int(self) -> None:
         if self.stop_mode is not None:
-            self.begin_stop("cold", self.options.kill_timeout)
+            self.escalate_stop("INT")
             return
         self.signal_workers(signal.SIGQUIT)
         raise PoolExit(EXIT_OK, "INT: workers told to finish their jobs and stop; master exits now")
 
     def handle_term(self) -> None:
         if self.stop_mode is not None:
-            self.begin_stop("cold", self.options.kill_timeout)
+            self.escalate_stop("TERM")
             return
         mode = self.options.term_mode
         if mode == "immediate":
@@ -372,11 +378,17 @@ class Arbiter:
 
     # -- stopping ------------------------------------------------------------------------
 
+    def escalate_stop(self, name: str) -> None:
+        """A stop signal during a stop: graceful becomes cold; during a cold stop, SIGKILL now."""
+        if self.stop_mode == "graceful":
+            log.warning("%s during a graceful stop: escalating to a cold stop (running jobs are killed)", name)
+            self.begin_stop("cold", self.options.kill_timeout)
+        else:
+            log.warning("%s during a cold stop: killing the remaining workers now", name)
+            self.stop_deadline = time.monotonic()
+
     def begin_stop(self, mode: str, timeout: float | None, exit_when_stopped: bool = True) -> None:
         """Graceful: QUIT every worker. Cold: also kill every running job (it ends failed)."""
-        if self.stop_mode is not None and mode == "graceful":
-            mode, timeout = "cold", self.options.kill_timeout
-            log.warning("second stop signal: escalating to a cold stop")
         self.stop_mode = mode
         self.state = "stopping" if mode == "graceful" else "stopping (cold)"
         self.exit_when_stopped = exit_when_stopped
@@ -388,6 +400,12 @@ class Arbiter:
 
     def check_stop(self) -> None:
         if not self.workers and not self.janitors:
+            self._kill_strays()
+            if self.killed_on_stop:
+                raise PoolExit(
+                    EXIT_FORCED,
+                    f"stopped, but {self.killed_on_stop} worker(s) ignored the stop and were killed with SIGKILL",
+                )
             raise PoolExit(EXIT_OK, f"all workers stopped ({self.stop_mode} stop)")
         if self.stop_deadline is None or time.monotonic() < self.stop_deadline:
             return
@@ -396,7 +414,10 @@ class Arbiter:
             self.begin_stop("cold", self.options.kill_timeout)
             return
         for record in list(self.workers.values()):
-            log.error("worker %d [%s] did not stop; SIGKILL", record.pid, record.group.name)
+            if not record.killed:
+                log.error("worker %d [%s] did not stop; SIGKILL", record.pid, record.group.name)
+                record.killed = True
+                self.killed_on_stop += 1
             self._kill(record.pid, signal.SIGKILL)
         for janitor in self.janitors.values():
             self._kill(janitor.pid, signal.SIGKILL)

@@ -37,14 +37,19 @@ log = logging.getLogger(__name__)
 
 EXIT_HOOK_FAILED = 3
 EXIT_BOOT_FAILED = 4
+THREAD_BLOCKED_SIGNALS = signal.valid_signals() - {
+    signal.SIGSEGV,
+    signal.SIGBUS,
+    signal.SIGFPE,
+    signal.SIGILL,
+    signal.SIGTRAP,
+    signal.SIGABRT,
+    signal.SIGSYS,
+}  # synchronous signals stay with the thread that causes them
 
 
 class JobKilledByPool(Exception):
     """Raised inside an in-process (SimpleWorker) job that the pool kills."""
-
-
-class _PauseRequested(Exception):
-    """Breaks a blocking dequeue when USR2 pauses an idle worker."""
 
 
 class PoolWorkerMixin:
@@ -53,7 +58,6 @@ class PoolWorkerMixin:
     pool_term_graceful = False
     pool_memory_limit: int | None = None
     _pool_paused = False
-    _pool_in_dequeue = False
     _pool_kill_reason: str | None = None
 
     def _install_signal_handlers(self) -> None:
@@ -64,6 +68,20 @@ class PoolWorkerMixin:
         signal.signal(signal.SIGUSR2, self._pool_pause)
         signal.signal(signal.SIGCONT, self._pool_resume)
         signal.signal(signal.SIGHUP, reopen_on_signal)
+
+    def subscribe(self) -> None:
+        """Start rq's pub/sub thread with every asynchronous signal blocked in it.
+
+        A signal sent to the process goes to any thread that does not block it. Delivered to
+        the pub/sub thread, it would leave the main thread asleep in ``wait4()`` or a socket
+        read, so its Python handler would not run until that call returned (a lost USR1, a
+        QUIT that waits for the end of the job). The thread inherits the mask set here.
+        """
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, THREAD_BLOCKED_SIGNALS)
+        try:
+            super().subscribe()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def setup_work_horse_signals(self) -> None:
         super().setup_work_horse_signals()
@@ -107,11 +125,10 @@ class PoolWorkerMixin:
         super().handle_job_failure(job, queue, started_job_registry=started_job_registry, exc_string=exc_string)
 
     def _pool_pause(self, signum: int, frame: FrameType | None) -> None:
+        """Only set a flag: raising here could abort a dequeue after Redis handed over a job."""
         if not self._pool_paused:
             self.log.info("Worker %s: USR2: paused, finishing any current job; CONT resumes", self.name)
         self._pool_paused = True
-        if self._pool_in_dequeue:
-            raise _PauseRequested
 
     def _pool_resume(self, signum: int, frame: FrameType | None) -> None:
         if self._pool_paused:
@@ -126,15 +143,18 @@ class PoolWorkerMixin:
             time.sleep(1)
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        """Wait while paused; a job that arrives during a pause goes back to the head of its queue."""
         while True:
             self._pool_wait_while_paused()
-            self._pool_in_dequeue = True
-            try:
-                return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-            except _PauseRequested:
-                continue
-            finally:
-                self._pool_in_dequeue = False
+            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            if result is None or not self._pool_paused:
+                return result
+            job, queue = result
+            with self.connection.pipeline() as pipe:
+                pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+                pipe.lpush(queue.key, job.id)
+                pipe.execute()
+            self.log.info("Worker %s: paused; job %s put back at the head of %s", self.name, job.id, queue.name)
 
     def execute_job(self, job: Any, queue: Any) -> None:
         super().execute_job(job, queue)

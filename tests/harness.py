@@ -237,11 +237,19 @@ class Pool:
             raise AssertionError(f"{exc}; registered: {self.queue_lists()}; log:\n{self.log()[-4000:]}") from None
 
     def processes(self) -> list[psutil.Process]:
-        """Every live process carrying this pool's token, wherever it was reparented."""
+        """Every live process of this pool, wherever it was reparented.
+
+        A process is ours if its environment holds our token or its stdout/stderr is our log:
+        setproctitle overwrites the memory /proc/PID/environ shows, so the master, the workers
+        and their job children (all titled) are found by their inherited log file instead.
+        """
+        log_path = str(self.log_path.resolve())
         found = []
         for proc in psutil.process_iter(["pid"]):
             try:
-                if proc.environ().get(TOKEN_VAR) == self.token and proc.status() != psutil.STATUS_ZOMBIE:
+                if proc.pid == os.getpid() or proc.status() == psutil.STATUS_ZOMBIE:
+                    continue
+                if proc.environ().get(TOKEN_VAR) == self.token or _writes_to(proc.pid, log_path):
                     found.append(proc)
             except psutil.Error:
                 continue
@@ -262,6 +270,14 @@ class Pool:
             psutil.wait_procs(leftovers, timeout=2)
         if hasattr(self, "_log"):
             self._log.close()
+
+
+def _writes_to(pid: int, path: str) -> bool:
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
+                return True
+    return False
 
 
 def done_records(client: redis.Redis) -> list[dict[str, Any]]:

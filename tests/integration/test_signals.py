@@ -1,0 +1,298 @@
+"""The master's signal table through the real ``manage.py rqpool`` (issue 3, sections 1 and 2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import psutil
+import pytest
+
+from ..harness import done_records, wait_for
+from .lifecycle import SLOW, assert_failed_with, assert_nothing_left, status, wait_started, wait_status
+
+
+def pids_by_list(pool) -> dict[str, set[int]]:
+    found: dict[str, set[int]] = {}
+    for proc in pool.worker_processes():
+        found.setdefault(proc.cmdline()[0].rsplit("Listening on ", 1)[-1], set()).add(proc.pid)
+    return found
+
+
+def master_title(pool) -> str:
+    return psutil.Process(pool.pid).cmdline()[0]
+
+
+# -- HUP -------------------------------------------------------------------------------
+
+
+def test_hup_grows_shrinks_adds_and_removes_lists_and_keeps_unchanged_workers(pool_factory, queue, redis_client):
+    pool = pool_factory("foo: 1\nbar: 2\nhigh: 1\nlow: 1\n").start()
+    pool.wait_workers(5)
+    before = pids_by_list(pool)
+    busy = queue("foo").enqueue(SLOW, "removed-list", 3)
+    wait_started(redis_client)
+    pool.write_config("bar: 1\nhigh: 1\nlow: 2\nbaz: 1\n")
+    pool.signal(signal.SIGHUP)
+    pool.wait_log("HUP: reloaded 5 workers")
+    pool.wait_log("stopping worker")
+    assert status(busy) == "started"  # the removed list's worker finishes its job first
+    foo_worker = next(iter(before["foo"]))
+    pool.wait_log(f"worker {foo_worker} [foo] exited with status 0")
+    assert status(busy) == "finished"
+    assert pool.wait_workers(5) == ["bar", "baz", "high", "low", "low"]
+    after = pids_by_list(pool)
+    assert after["high"] == before["high"]  # unchanged list: not restarted
+    assert before["low"] < after["low"]  # grown: the old worker stays
+    assert after["bar"] < before["bar"]  # shrunk: one of the two stays
+    assert "foo" not in after
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
+def test_hup_with_settings_config_has_nothing_to_reload(pool_factory, redis_client):
+    pool = pool_factory(env={"TEST_RQ_POOL_SETTINGS": json.dumps({"foo": 2})}).start()
+    pool.wait_workers(2)
+    before = {p.pid for p in pool.worker_processes()}
+    pool.signal(signal.SIGHUP)
+    pool.wait_log("HUP: configuration comes from settings.RQ_POOL; nothing to reload")
+    assert pool.wait_workers(2) == ["foo", "foo"]
+    assert {p.pid for p in pool.worker_processes()} == before
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
+# -- QUIT, INT ---------------------------------------------------------------------------
+
+
+def test_quit_waits_for_busy_jobs_then_exits_0(pool_factory, queue, redis_client):
+    pool = pool_factory("foo: 2\n").start()
+    pool.wait_workers(2)
+    job = queue("foo").enqueue(SLOW, "q", 3)
+    wait_started(redis_client)
+    pool.signal(signal.SIGQUIT)
+    wait_for(lambda: ": stopping: managing [" in master_title(pool), message="master title 'stopping'")
+    assert pool.wait_exit() == 0
+    assert status(job) == "finished"  # the master exited only after the job was done
+    log = pool.log()
+    assert log.rindex("Successfully completed") < log.rindex("master exiting with status 0")
+    assert log.rstrip().splitlines()[-1].endswith("master exiting with status 0: all workers stopped (graceful stop)")
+    assert_nothing_left(pool, redis_client)
+
+
+def test_int_warm_stops_workers_and_the_master_exits_at_once(pool_factory, queue, redis_client):
+    pool = pool_factory("foo: 2\n").start()
+    pool.wait_workers(2)
+    job = queue("foo").enqueue(SLOW, "i", 4)
+    wait_started(redis_client)
+    pool.signal(signal.SIGINT)
+    assert pool.wait_exit(3) == 0
+    assert status(job) == "started"  # the master did not wait
+    assert "INT: workers told to finish their jobs" in pool.log()
+    wait_status(job, "finished")
+    assert_nothing_left(pool, redis_client)
+
+
+# -- TERM --------------------------------------------------------------------------------
+
+
+def test_term_immediate_fails_the_job_in_flight_with_a_reason(pool_factory, queue, redis_client):
+    pool = pool_factory("foo: 1\nbar: 1\n").start()
+    pool.wait_workers(2)
+    job = queue("foo").enqueue(SLOW, "t", 60)
+    wait_started(redis_client)
+    pool.signal(signal.SIGTERM)
+    assert pool.wait_exit() == 0
+    assert_failed_with(job, redis_client, "killed by rqpool (SIGUSR1")
+    assert done_records(redis_client) == []
+    assert_nothing_left(pool, redis_client)
+
+
+def test_term_graceful_wait_from_env_lets_the_job_finish(pool_factory, queue, redis_client):
+    pool = pool_factory("foo: 1\n", env={"RQ_POOL_TERM": "graceful-wait"}).start()
+    pool.wait_workers(1)
+    job = queue("foo").enqueue(SLOW, "gw", 2)
+    wait_started(redis_client)
+    pool.signal(signal.SIGTERM)
+    assert pool.wait_exit() == 0
+    assert status(job) == "finished"
+    assert_nothing_left(pool, redis_client)
+
+
+def test_term_graceful_wait_timeout_escalates_to_cold_stop_then_sigkill(pool_factory, queue, redis_client):
+    config = "foo: 1\nbar:\n  count: 1\n  worker_class: rq.worker.SimpleWorker\n"
+    args = ("--term", "graceful-wait", "--graceful-timeout", "1", "--kill-timeout", "2")
+    pool = pool_factory(config, args=args).start()
+    pool.wait_workers(2)
+    killable = queue("foo").enqueue(SLOW, "killable", 60)
+    stubborn = queue("bar").enqueue("testapp.signal_jobs.stubborn", "stubborn", 60)
+    wait_started(redis_client, 2)
+    began = time.monotonic()
+    pool.signal(signal.SIGTERM)
+    status_code = pool.wait_exit(30)
+    assert time.monotonic() - began < 15
+    log = pool.log()
+    assert "graceful stop timed out; killing the jobs still running" in log
+    assert "did not stop; SIGKILL" in log
+    assert status_code == 5
+    assert "master exiting with status 5" in log.rstrip().splitlines()[-1]
+    assert_failed_with(killable, redis_client, "killed by rqpool")
+    assert_failed_with(stubborn, redis_client, "killed by SIGKILL while running this job; failed by rqpool")
+    assert_nothing_left(pool, redis_client)
+
+
+def test_term_graceful_does_not_wait(pool_factory, queue, redis_client):
+    pool = pool_factory("foo: 1\n", args=("--term", "graceful")).start()
+    pool.wait_workers(1)
+    job = queue("foo").enqueue(SLOW, "g", 4)
+    wait_started(redis_client)
+    pool.signal(signal.SIGTERM)
+    assert pool.wait_exit(3) == 0
+    assert status(job) == "started"
+    wait_status(job, "finished")
+    assert_nothing_left(pool, redis_client)
+
+
+# -- WINCH, USR1, USR2, CONT -------------------------------------------------------------------------
+
+
+def test_winch_stops_every_worker_and_hup_brings_them_back(pool_factory, redis_client):
+    pool = pool_factory("foo: 1\nbar: 1\n").start()
+    pool.wait_workers(2)
+    pool.signal(signal.SIGWINCH)
+    wait_for(lambda: not pool.worker_processes() and not pool.registered_workers(), message="zero workers")
+    wait_for(lambda: ": running: managing [] (0/0 workers)" in master_title(pool), message="master title 0/0")
+    assert pool.process.poll() is None
+    pool.signal(signal.SIGHUP)
+    assert pool.wait_workers(2) == ["bar", "foo"]
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
+def test_usr1_kills_the_current_job_and_the_worker_lives_on(pool_factory, queue, redis_client):
+    pool = pool_factory("foo: 1\n").start()
+    pool.wait_workers(1)
+    (name,) = pool.registered_workers()
+    (worker,) = pool.worker_processes()
+    job = queue("foo").enqueue(SLOW, "u1", 60)
+    wait_started(redis_client)
+    pool.signal(signal.SIGUSR1)
+    assert_failed_with(job, redis_client, f"killed by rqpool (SIGUSR1 to worker {name}")
+    pool.wait_workers(1)
+    assert [p.pid for p in pool.worker_processes()] == [worker.pid]
+    assert list(pool.registered_workers()) == [name]
+    assert f"worker {worker.pid} [foo] " not in pool.log().split("master received SIGUSR1")[1]  # no exit logged
+    assert "registering death" not in pool.log()
+    later = queue("foo").enqueue("testapp.jobs.record", "after-usr1")
+    wait_status(later, "finished")
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
+def test_usr2_pauses_after_the_current_job_and_cont_resumes(pool_factory, queue, redis_client):
+    pool = pool_factory("foo: 2\n").start()
+    pool.wait_workers(2)
+    worker_pids = {p.pid for p in pool.worker_processes()}
+    current = queue("foo").enqueue(SLOW, "current", 2)
+    wait_started(redis_client)
+    pool.signal(signal.SIGUSR2)
+    pool.wait_log("paused, finishing any current job")
+    waiting = queue("foo").enqueue("testapp.jobs.record", "while-paused")
+    wait_status(current, "finished")
+
+    def all_suspended() -> bool:
+        workers = pool.registered_workers().values()
+        return len(workers) == 2 and all(w.get("state") == "suspended" for w in workers)
+
+    wait_for(all_suspended, message="both workers suspended")
+    time.sleep(1.5)  # a window in which a worker that ignored the pause would take the job
+    assert status(waiting) == "queued"
+    assert redis_client.llen("rq:queue:foo:intermediate") == 0
+    pool.signal(signal.SIGCONT)
+    wait_status(waiting, "finished")
+    assert {p.pid for p in pool.worker_processes()} == worker_pids
+    assert "exited" not in pool.log()
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
+# -- escalation and bursts ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("second", [signal.SIGQUIT, signal.SIGINT, signal.SIGTERM])
+def test_second_stop_signal_during_a_graceful_stop_escalates(pool_factory, queue, redis_client, second):
+    pool = pool_factory("foo: 1\n", args=("--term", "graceful-wait")).start()
+    pool.wait_workers(1)
+    job = queue("foo").enqueue(SLOW, "esc", 60)
+    wait_started(redis_client)
+    pool.signal(signal.SIGQUIT)
+    wait_for(lambda: ": stopping: managing [" in master_title(pool), message="master title 'stopping'")
+    pool.signal(second)
+    assert pool.wait_exit() == 0
+    assert "escalating to a cold stop" in pool.log()
+    assert_failed_with(job, redis_client, "killed by rqpool (SIGUSR1")
+    assert_nothing_left(pool, redis_client)
+
+
+def test_a_burst_of_signals_is_handled_once_each_in_turn(pool_factory, queue, redis_client):
+    pool = pool_factory("foo: 2\n").start()
+    pool.wait_workers(2)
+    workers = {p.pid for p in pool.worker_processes()}
+    burst = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT)
+    for signum in burst:
+        pool.signal(signum)
+    pool.wait_log("master received SIGCONT")
+    lines = [line for line in pool.log().splitlines() if "[master]" in line]
+    received = [line.rsplit(" ", 1)[1] for line in lines if "master received SIG" in line]
+    assert sorted(received) == sorted(s.name for s in burst)  # none lost, none twice
+    hup = next(i for i, line in enumerate(lines) if "master received SIGHUP" in line)
+    assert "HUP: reloaded" in lines[hup + 1]  # each handled to the end before the next one
+    job = queue("foo").enqueue("testapp.jobs.record", "after-burst")  # USR2 then CONT: not paused
+    wait_status(job, "finished")
+    assert {p.pid for p in pool.worker_processes()} == workers
+    assert "Traceback" not in pool.log()
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
+# -- signals sent to the whole group -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [(), ("--single-process-group",)], ids=["own-groups", "single-group"])
+def test_ctrl_c_to_the_foreground_group_stops_everything_gracefully(pool_factory, queue, redis_client, args):
+    pool = pool_factory("foo: 1\nbar: 1\n", args=args).start()
+    pool.wait_workers(2)
+    groups = {os.getpgid(p.pid) for p in pool.worker_processes()}
+    assert groups == ({pool.pid} if args else {p.pid for p in pool.worker_processes()})
+    job = queue("foo").enqueue(SLOW, "ctrl-c", 3)
+    wait_started(redis_client)
+    os.killpg(pool.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+    assert pool.wait_exit() == 0
+    wait_status(job, "finished")
+    assert "cold shut down" not in pool.log()
+    assert_nothing_left(pool, redis_client)
+
+
+@pytest.mark.parametrize("mode", ["immediate", "graceful-wait", "graceful"])
+def test_term_to_every_process_leaves_no_job_started(pool_factory, queue, redis_client, mode):
+    pool = pool_factory("foo: 1\nbar: 1\n", args=("--term", mode)).start()
+    pool.wait_workers(2)
+    job = queue("foo").enqueue(SLOW, "everyone", 3)
+    wait_started(redis_client)
+    wait_for(lambda: len(pool.processes()) == 4, message=f"master, 2 workers, a job child: {pool.processes()}")
+    for proc in pool.processes():  # a container runtime or a Heroku dyno stop
+        os.kill(proc.pid, signal.SIGTERM)
+    assert pool.wait_exit() == 0
+    if mode == "immediate":
+        assert_failed_with(job, redis_client, "signal 15")
+    else:
+        wait_status(job, "finished")
+    assert_nothing_left(pool, redis_client)
