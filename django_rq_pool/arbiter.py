@@ -31,6 +31,7 @@ from setproctitle import setproctitle
 
 from .child import MASTER_SIGNALS, enter_child
 from .config import ConfigError
+from .heartbeat import HeartbeatMonitor, Watched, heartbeat_interval, run_monitor
 from .hooks import WorkerContext, run_hooks
 from .linux import become_subreaper
 from .log_files import reopen as reopen_log_files
@@ -70,6 +71,7 @@ class WorkerRecord:
     started: float
     stopping: bool = False
     killed: bool = False  # SIGKILLed by the master when it ignored a stop
+    kill_reason: str | None = None  # why the master killed it (stuck), for the janitor's job failure
 
     @property
     def group(self) -> QueueGroup:
@@ -84,6 +86,10 @@ class GroupHealth:
     next_spawn: float = 0.0
     failing_since: float | None = None
     last_reason: str = ""
+    until: str = ""  # wall-clock time of the next start, for the log and the title
+
+    def describe(self, name: str) -> str:
+        return f"[{name}] until {self.until} ({self.last_reason}; {self.failures} failed starts)"
 
 
 @dataclass
@@ -127,6 +133,8 @@ class Arbiter:
     stop_deadline: float | None = None
     exit_when_stopped: bool = True
     killed_on_stop: int = 0
+    monitor: HeartbeatMonitor | None = None
+    pending_janitors: list = field(default_factory=list)  # (WorkerRecord, status) whose janitor fork failed
     _wakeup: tuple[int, int] = (-1, -1)
     _sequence: int = 0
     _dirty: bool = True
@@ -139,6 +147,8 @@ class Arbiter:
         self.pid = os.getpid()
         self.hostname = socket.gethostname()
         become_subreaper()
+        if self.options.stuck_timeout > 0:
+            self.monitor = HeartbeatMonitor(self.options.stuck_timeout, heartbeat_interval(self.options.stuck_timeout))
         self._install_signals()
         log.info("master started (pid %d): %s", self.pid, self.describe_plan())
         self.state = "running"
@@ -172,6 +182,7 @@ class Arbiter:
 
     def loop_once(self) -> None:
         self.reap_children()
+        self._retry_janitors()
         while self.signals:
             self.handle_signal(self.signals.popleft())
             self.reap_children()
@@ -179,6 +190,7 @@ class Arbiter:
             self.check_stop()
         else:
             self.maintain_workers()
+            self.check_heartbeats()
         self.update_title()
         if self.on_tick is not None:
             self.on_tick(self)
@@ -221,6 +233,8 @@ class Arbiter:
             elif pid in self.janitors:
                 janitor = self.janitors.pop(pid)
                 log.debug("janitor %d for worker %s %s", pid, janitor.worker_name, describe_status(status))
+            elif self.monitor is not None and pid == self.monitor.pid:
+                self._heartbeats_read(status)
             else:
                 log.info("reaped process %d (not a worker: %s)", pid, describe_status(status))
 
@@ -245,15 +259,18 @@ class Arbiter:
         now = time.monotonic()
         if health.failing_since is None:
             health.failing_since = now
-        delay = min(self.options.backoff_max, BACKOFF_BASE * 2 ** (health.failures - 1))
+        # Exponential, capped, with +-25% jitter so lists failing together (Redis down) spread out.
+        delay = min(self.options.backoff_max, BACKOFF_BASE * 2 ** min(health.failures - 1, 30))
         delay *= random.uniform(0.75, 1.25)
         health.next_spawn = now + delay
+        health.until = time.strftime("%H:%M:%S", time.localtime(time.time() + delay))
         log.warning(
-            "queue list [%s] is failing (%s); %d failed starts in a row, next start in %.1fs",
+            "queue list [%s] is failing (%s); %d failed starts in a row, backing off: next start in %.1fs at %s",
             group.name,
             reason,
             health.failures,
             delay,
+            health.until,
         )
 
     def _kill_strays(self) -> None:
@@ -277,7 +294,8 @@ class Arbiter:
 
         reason = (
             f"worker {record.context.name} (pid {record.pid}, queues {record.group.name}) "
-            f"{describe_status(status)} while running this job; failed by rqpool"
+            f"{describe_status(status)}{f' ({record.kill_reason})' if record.kill_reason else ''} "
+            "while running this job; failed by rqpool"
         )
         pid = self._fork()
         if pid == 0:
@@ -291,6 +309,61 @@ class Arbiter:
                 os._exit(code)
         if pid > 0:
             self.janitors[pid] = Janitor(pid, record.context.name)
+        else:
+            log.warning("janitor for worker %s not started (fork failed); retrying next pass", record.context.name)
+            self.pending_janitors.append((record, status))
+
+    def _retry_janitors(self) -> None:
+        """A dead worker's job must still be failed and its registration removed when a fork failed."""
+        pending, self.pending_janitors = self.pending_janitors, []
+        for index, (record, status) in enumerate(pending):
+            self._spawn_janitor(record, status)
+            if self.pending_janitors:  # forking still fails: keep the rest for later
+                self.pending_janitors.extend(pending[index + 1 :])
+                return
+
+    # -- stuck workers (see heartbeat.py) ------------------------------------------------
+
+    def check_heartbeats(self) -> None:
+        """Fork the monitor child when due; it reads heartbeats from Redis so the master never does."""
+        monitor = self.monitor
+        if monitor is None:
+            return
+        monitor.drain()
+        if not monitor.due(time.monotonic()) or not self.workers:
+            return
+        watched = [
+            Watched(r.pid, r.context.name, r.group.queues[0], r.group.options.worker_class)
+            for r in self.workers.values()
+        ]
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        pid = self._fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(read_fd)
+                if enter_child("heartbeat-check", self.pid, self._wakeup):
+                    setproctitle(f"rqpool-heartbeat[{self.options.app_name}]: checking {len(watched)} workers")
+                    code = run_monitor(watched, write_fd, monitor.interval)
+            finally:
+                os._exit(code)
+        os.close(write_fd)
+        if pid < 0:
+            os.close(read_fd)
+            monitor.next_check = time.monotonic() + monitor.interval
+            return
+        monitor.started(pid, read_fd, time.monotonic())
+
+    def _heartbeats_read(self, status: int) -> None:
+        assert self.monitor is not None
+        live = {pid: time.time() - (time.monotonic() - r.started) for pid, r in self.workers.items()}
+        for pid, silent, limit in self.monitor.finished(status == 0, live):
+            record = self.workers[pid]
+            if record.kill_reason:
+                continue
+            record.kill_reason = f"stuck: no heartbeat in Redis for {silent:.0f}s, limit {limit:.0f}s"
+            log.error("worker %d [%s] is %s; SIGKILL, it will be replaced", pid, record.group.name, record.kill_reason)
+            self._kill(pid, signal.SIGKILL)
 
     # -- signals -------------------------------------------------------------------------
 
@@ -434,6 +507,8 @@ class Arbiter:
             os.kill(pid, signum)
         except ProcessLookupError:
             log.debug("worker %d already gone (%s not sent)", pid, signal.Signals(signum).name)
+        except PermissionError:
+            log.error("cannot send %s to worker %d: permission denied", signal.Signals(signum).name, pid)
 
     # -- maintaining counts --------------------------------------------------------------
 
@@ -481,7 +556,8 @@ class Arbiter:
             free = free[:1]  # while backing off, probe with one worker at a time
             health.next_spawn = now + self.options.backoff_max
         for index in free:
-            self.spawn_worker(group, index)
+            if not self.spawn_worker(group, index):
+                return  # fork failed: backing off now, not forking again in this pass
 
     def _reset_recovered_groups(self, now: float) -> None:
         for identity, health in self.health.items():
@@ -491,7 +567,12 @@ class Arbiter:
                 r.group.identity == identity and now - r.started >= self.options.min_uptime
                 for r in self.workers.values()
             ):
-                log.info("queue list recovered after %d failed starts", health.failures)
+                log.info(
+                    "queue list [%s] recovered: a worker stayed up %.0fs after %d failed starts; backoff reset",
+                    ",".join(identity[0]),
+                    self.options.min_uptime,
+                    health.failures,
+                )
                 self.health[identity] = GroupHealth()
                 self._dirty = True
 
@@ -513,7 +594,7 @@ class Arbiter:
         record.stopping = True
         self._kill(record.pid, signal.SIGQUIT)
 
-    def spawn_worker(self, group: QueueGroup, index: int) -> None:
+    def spawn_worker(self, group: QueueGroup, index: int) -> bool:
         from .worker import run_worker
 
         self._sequence += 1
@@ -526,7 +607,7 @@ class Arbiter:
             run_worker(context, self.options, self._wakeup)
         if pid < 0:
             self._record_failure(group, "fork failed")
-            return
+            return False
         if self.options.own_process_groups:
             with contextlib.suppress(OSError):  # the child already did it, or has already exited
                 os.setpgid(pid, pid)
@@ -535,7 +616,8 @@ class Arbiter:
         try:
             run_hooks("after_spawn", pid, context)
         except Exception:
-            log.exception("after_spawn hook failed for worker %d [%s]", pid, group.name)
+            log.exception("after_spawn hook failed for worker %d [%s]; the worker keeps running", pid, group.name)
+        return True
 
     def _fork(self) -> int:
         """fork(), freezing the GC first so children share the master's objects; -1 on failure."""
@@ -560,9 +642,13 @@ class Arbiter:
     def status_line(self) -> str:
         live = sum(1 for r in self.workers.values() if not r.stopping)
         text = f"{live}/{0 if self.spawning_paused else self.plan.total} workers"
-        backing_off = [g.name for g in self.plan.groups if self.health.get(g.identity, GroupHealth()).failures]
+        backing_off = [
+            self.health[g.identity].describe(g.name)
+            for g in self.plan.groups
+            if g.identity in self.health and self.health[g.identity].failures
+        ]
         if backing_off:
-            text += f", backing off [{'; '.join(backing_off)}]"
+            text += f", backing off {'; '.join(backing_off)}"
         if self.reload_error:
             text += ", last reload failed"
         return text

@@ -19,7 +19,8 @@ class PoolOptions:
     own_process_groups: bool = True
     logging_level: int = 20
     min_uptime: float = 5.0  # a worker that dies sooner counts as a failed start
-    backoff_max: float = 60.0
+    backoff_max: float = 60.0  # the longest wait between failed starts of one queue list
+    stuck_timeout: float = 120.0  # kill a worker whose Redis heartbeat is this old (0: never)
     give_up_after: float = 0.0  # 0: never give up on crash-looping lists
 
     @property

@@ -28,6 +28,7 @@ from rq.utils import now
 from rq.worker import WorkerStatus
 
 from .child import enter_child
+from .heartbeat import worker_heartbeat_kwargs
 from .hooks import WorkerContext, run_hooks
 from .log_files import enter_worker as use_worker_log_file
 from .log_files import reopen_on_signal
@@ -208,6 +209,7 @@ def build_worker(context: WorkerContext, options: PoolOptions) -> Any:
         queue_class=group_options.queue_class,
         worker_class=worker_class,
         name=context.name,
+        **worker_heartbeat_kwargs(options.stuck_timeout),
     )
 
 

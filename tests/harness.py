@@ -55,9 +55,10 @@ def free_port() -> int:
 class RedisServer:
     """A private redis-server on a free loopback port that tests can stop and start again."""
 
-    def __init__(self, binary: str, workdir: Path):
+    def __init__(self, binary: str, workdir: Path, extra_args: tuple[str, ...] = ()):
         self.binary = binary
         self.workdir = workdir
+        self.extra_args = extra_args  # e.g. ("--appendonly", "yes"): later arguments win
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
@@ -84,6 +85,7 @@ class RedisServer:
                 str(self.workdir),
                 "--loglevel",
                 "warning",
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -133,6 +135,7 @@ class Pool:
             **(env or {}),
         }
         self.process: subprocess.Popen | None = None
+        self.prefix: tuple[str, ...] = ()  # a command that execs the master, e.g. setpriv
 
     @property
     def pid(self) -> int:
@@ -142,7 +145,7 @@ class Pool:
     def start(self, extra_args: tuple[str, ...] = ()) -> Pool:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, str(MANAGE), "rqpool", "-v", "2", *self.args, *extra_args],
+            [*self.prefix, sys.executable, str(MANAGE), "rqpool", "-v", "2", *self.args, *extra_args],
             cwd=self.workdir,
             env=self.env,
             stdout=self._log,

@@ -78,6 +78,24 @@ class Command(BaseCommand):
             help="exit 3 once every list has failed to start for this many seconds (default: 0, never)",
         )
         parser.add_argument(
+            "--min-uptime",
+            type=float,
+            default=5.0,
+            help="a worker that dies sooner than this after its start is a failed start (default: 5)",
+        )
+        parser.add_argument(
+            "--backoff-max",
+            type=float,
+            default=60.0,
+            help="longest wait between failed starts of one queue list, in seconds (default: 60)",
+        )
+        parser.add_argument(
+            "--stuck-timeout",
+            type=float,
+            default=120.0,
+            help="kill and replace a worker whose Redis heartbeat is this many seconds old (default: 120; 0: never)",
+        )
+        parser.add_argument(
             "-a",
             "--app-name",
             default=None,
@@ -86,7 +104,6 @@ class Command(BaseCommand):
         parser.add_argument(
             "--check", action="store_true", help="validate the configuration, print the plan and exit; starts nothing"
         )
-
         parser.add_argument(
             "--log-file",
             metavar="PATTERN",
@@ -144,6 +161,9 @@ class Command(BaseCommand):
             own_process_groups=not opts["single_process_group"],
             logging_level=level_for_verbosity(opts["verbosity"]),
             give_up_after=opts["give_up_after"],
+            min_uptime=opts["min_uptime"],
+            backoff_max=opts["backoff_max"],
+            stuck_timeout=opts["stuck_timeout"],
         )
         ops = Operations(
             log_file=opts["log_file"],

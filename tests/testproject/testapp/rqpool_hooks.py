@@ -24,8 +24,11 @@ def query_db_in_master() -> None:
 
 @django_rq_pool.after_prefork
 def after_prefork(worker, context) -> None:  # type: ignore[no-untyped-def]
-    if "prefork-raises" in MODES:
+    if "prefork-raises" in MODES or f"prefork-raises:{context.group.name}" in MODES:
         raise RuntimeError(f"after_prefork failed on purpose in [{context.group.name}]")
+    fail_while = os.environ.get("TEST_PREFORK_FAILS_WHILE")  # a path: workers fail to start while it exists
+    if fail_while and os.path.exists(fail_while):
+        raise RuntimeError(f"after_prefork failed on purpose while {fail_while} exists")
     if "record-prefork" in MODES:
         payload = {"pid": os.getpid(), "queues": list(context.queues), "index": context.index, "name": context.name}
         if "db-prefork" in MODES:
