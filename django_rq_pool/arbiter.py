@@ -148,7 +148,10 @@ class Arbiter:
         self.hostname = socket.gethostname()
         become_subreaper()
         if self.options.stuck_timeout > 0:
-            self.monitor = HeartbeatMonitor(self.options.stuck_timeout, heartbeat_interval(self.options.stuck_timeout))
+            interval = heartbeat_interval(self.options.stuck_timeout)
+            self.monitor = HeartbeatMonitor(
+                self.options.stuck_timeout, interval, next_check=time.monotonic() + interval
+            )
         self._install_signals()
         log.info("master started (pid %d): %s", self.pid, self.describe_plan())
         self.state = "running"
