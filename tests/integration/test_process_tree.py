@@ -1,0 +1,101 @@
+"""The whole process tree (issue 3, sections 4 and 5): a killed worker's children, titles, ``ps -ef f``."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+
+import psutil
+import pytest
+
+from ..harness import wait_for
+from .lifecycle import SLOW, assert_failed_with, assert_nothing_left, wait_started, wait_status, zombie_children
+
+WITH_SCHEDULER = "foo:\n  count: 1\n  with_scheduler: true\n"
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _scheduler_of(worker: psutil.Process, horse: int | None = None) -> int:
+    children = [c.pid for c in worker.children() if c.pid != horse]
+    assert len(children) == 1, children
+    return children[0]
+
+
+def test_kill_9_of_a_busy_worker_kills_its_job_child_and_scheduler_and_fails_the_job(pool_factory, queue, redis_client):
+    pool = pool_factory(WITH_SCHEDULER).start()
+    pool.wait_workers(1)
+    pool.wait_log("Scheduler for foo started with PID")
+    (worker,) = pool.worker_processes()
+    (name,) = pool.registered_workers()
+    job = queue("foo").enqueue(SLOW, "victim", 60)
+    (record,) = wait_started(redis_client)
+    horse = record["pid"]
+    scheduler = _scheduler_of(worker, horse)
+    os.kill(worker.pid, signal.SIGKILL)
+    wait_for(lambda: _gone(horse) and _gone(scheduler), 10, "the job child and the scheduler to die")
+    text = assert_failed_with(job, redis_client, f"worker {name} (pid {worker.pid}, queues foo) killed by SIGKILL")
+    assert "while running this job; failed by rqpool" in text
+    assert name not in pool.registered_workers()
+    pool.wait_workers(1)
+    later = [queue("foo").enqueue("testapp.jobs.record", f"later-{n}") for n in range(3)]
+    for item in later:
+        wait_status(item, "finished")
+    assert redis_client.llen("rq:queue:foo:intermediate") == 0
+    assert zombie_children(pool.pid) == []
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
+def test_kill_9_of_an_idle_worker_strands_no_job(pool_factory, queue, redis_client):
+    """Its scheduler held the dead worker's Redis socket with a BLMOVE pending: the next job would vanish."""
+    pool = pool_factory(WITH_SCHEDULER).start()
+    pool.wait_workers(1)
+    pool.wait_log("Scheduler for foo started with PID")
+    (worker,) = pool.worker_processes()
+    scheduler = _scheduler_of(worker)
+    os.kill(worker.pid, signal.SIGKILL)
+    pool.wait_log(f"killed orphaned process {scheduler} ")
+    jobs = [queue("foo").enqueue("testapp.jobs.record", f"next-{n}") for n in range(3)]
+    for job in jobs:
+        wait_status(job, "finished")
+    assert redis_client.llen("rq:queue:foo:intermediate") == 0
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
+@pytest.mark.skipif(shutil.which("ps") is None, reason="needs ps(1)")
+def test_titles_show_three_levels_in_ps_forest(pool_factory, queue, redis_client):
+    pool = pool_factory("foo: 1\nbar: 1\n", args=("-a", "shop")).start()
+    pool.wait_workers(2)
+    queue("foo").enqueue(SLOW, "titled", 30)
+    (record,) = wait_started(redis_client)
+    workers = sorted(p.pid for p in pool.worker_processes())
+    title = psutil.Process(pool.pid).cmdline()[0]
+    assert re.fullmatch(r"rqpool-master\[shop\]: running: managing \[\d+, \d+\] \(2/2 workers\)", title), title
+    assert sorted(int(pid) for pid in re.findall(r"\d+", title.split("managing")[1])[:2]) == workers
+    wide = {**os.environ, "COLUMNS": "10000"}
+    forest = subprocess.run(
+        ["ps", "-ef", "f"], capture_output=True, text=True, check=True, env=wide
+    ).stdout.splitlines()
+    rows = {int(line.split()[1]): line for line in forest[1:]}
+    master_at = rows[pool.pid].index("rqpool-master[shop]: running: managing [")
+    for pid in workers:  # one level under the master: rq's own title
+        assert re.match(r"rq:worker:\S+: Listening on (foo|bar)|rq:worker:\S+: Forked", rows[pid][master_at + 4 :])
+    job_child = rows[record["pid"]][master_at + 8 :]  # two levels under the master
+    assert re.match(r"rq:worker:\S+: Processing testapp\.signal_jobs\.slow from foo", job_child), job_child
+    pool.signal(signal.SIGQUIT)
+    wait_for(lambda: ": stopping: managing [" in psutil.Process(pool.pid).cmdline()[0], message="title 'stopping'")
+    pool.signal(signal.SIGUSR1)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
