@@ -21,6 +21,7 @@ import select
 import signal
 import socket
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -165,6 +166,15 @@ class Arbiter:
             log.log(level, "master exiting with status %d: %s", done.status, done.reason)
             self._notify("STOPPING=1")
             return done.status
+        except Exception as exc:
+            log.error("master failed:\n%s", traceback.format_exc())
+            log.error(
+                "master exiting with status %d: unexpected %s: %s; its workers finish their jobs and stop",
+                EXIT_ERROR,
+                type(exc).__name__,
+                exc,
+            )
+            return EXIT_ERROR
         finally:
             signal.set_wakeup_fd(-1)
             for fd in self._wakeup:

@@ -20,6 +20,7 @@ import signal
 import sys
 import time
 import traceback
+from datetime import timedelta
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -103,6 +104,14 @@ class PoolWorkerMixin:
         self._shutdown_requested_date = now()
         self._pool_paused = False
         self._shutdown()
+
+    def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
+        """rq's cold stop (a second INT, or TERM after INT) exits leaving the job STARTED: fail it first."""
+        if self._shutdown_requested_date and now() - self._shutdown_requested_date < timedelta(seconds=1):
+            return  # the same Ctrl-C seen twice (from the terminal and from the master)
+        self.log.warning("Worker %s: %s during a warm stop: cold stop", self.name, signal.Signals(signum).name)
+        self._stop_requested = True
+        self._pool_kill_job(signum, frame)
 
     def _pool_stop_now(self, signum: int, frame: FrameType | None) -> None:
         self._pool_kill_job(signum, frame)

@@ -281,6 +281,20 @@ def test_ctrl_c_to_the_foreground_group_stops_everything_gracefully(pool_factory
     assert_nothing_left(pool, redis_client)
 
 
+def test_second_ctrl_c_in_a_single_group_fails_the_job_instead_of_leaving_it_started(pool_factory, queue, redis_client):
+    pool = pool_factory("foo: 1\n", args=("--single-process-group",)).start()
+    pool.wait_workers(1)
+    job = queue("foo").enqueue(SLOW, "ctrl-c-twice", 60)
+    wait_started(redis_client)
+    os.killpg(pool.pid, signal.SIGINT)
+    assert pool.wait_exit() == 0
+    pool.wait_log("got signal SIGINT")  # the worker had it too, and started a warm stop
+    time.sleep(1.2)  # rq takes a second INT within 1 s for the same Ctrl-C
+    os.killpg(pool.pid, signal.SIGINT)  # the second Ctrl-C: the workers are still in the foreground group
+    assert_failed_with(job, redis_client, "killed by rqpool (SIGINT to worker")
+    assert_nothing_left(pool, redis_client)
+
+
 @pytest.mark.parametrize("mode", ["immediate", "graceful-wait", "graceful"])
 def test_term_to_every_process_leaves_no_job_started(pool_factory, queue, redis_client, mode):
     pool = pool_factory("foo: 1\nbar: 1\n", args=("--term", mode)).start()
