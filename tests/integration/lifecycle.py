@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import psutil
@@ -68,6 +69,7 @@ def assert_nothing_left(pool: Pool, client: redis.Redis, timeout: float = 20) ->
     wait_for(lambda: not pool.processes(), timeout, "every process of the pool to exit")
     assert pool.process is not None and pool.process.poll() is not None, "the master is still running"
     wait_for(lambda: not pool.registered_workers(), timeout, "the workers to unregister")
+    assert zombie_children(os.getpid()) == []  # the master was reaped by this test
     for name in QUEUES:
         assert StartedJobRegistry(name, connection=client).get_job_ids(cleanup=False) == [], name
         assert client.llen(f"rq:queue:{name}:intermediate") == 0, name

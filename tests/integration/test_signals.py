@@ -204,6 +204,7 @@ def test_usr2_pauses_after_the_current_job_and_cont_resumes(pool_factory, queue,
     pool.signal(signal.SIGUSR2)
     pool.wait_log("paused, finishing any current job")
     waiting = queue("foo").enqueue("testapp.jobs.record", "while-paused")
+    pool.wait_log(f"paused; job {waiting.id} put back at the head of foo")  # the idle worker was in BLMOVE
     wait_status(current, "finished")
 
     def all_suspended() -> bool:
@@ -238,6 +239,22 @@ def test_second_stop_signal_during_a_graceful_stop_escalates(pool_factory, queue
     assert pool.wait_exit() == 0
     assert "escalating to a cold stop" in pool.log()
     assert_failed_with(job, redis_client, "killed by rqpool (SIGUSR1")
+    assert_nothing_left(pool, redis_client)
+
+
+def test_stop_signal_during_a_cold_stop_sigkills_at_once(pool_factory, queue, redis_client):
+    pool = pool_factory("foo:\n  count: 1\n  worker_class: rq.worker.SimpleWorker\n").start()
+    pool.wait_workers(1)
+    job = queue("foo").enqueue("testapp.signal_jobs.stubborn", "stubborn", 60)
+    wait_started(redis_client)
+    pool.signal(signal.SIGTERM)  # immediate: a cold stop, which this job ignores
+    wait_for(lambda: ": stopping (cold): managing [" in master_title(pool), message="title 'stopping (cold)'")
+    began = time.monotonic()
+    pool.signal(signal.SIGTERM)
+    assert pool.wait_exit() == 5
+    assert time.monotonic() - began < 8  # not the 10 s kill timeout
+    assert "TERM during a cold stop: killing the remaining workers now" in pool.log()
+    assert_failed_with(job, redis_client, "killed by SIGKILL while running this job; failed by rqpool")
     assert_nothing_left(pool, redis_client)
 
 
