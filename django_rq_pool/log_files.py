@@ -19,10 +19,25 @@ DAEMON_DEFAULT = "rqpool.log"
 
 
 class ReopenableFileHandler(logging.FileHandler):
-    """A FileHandler that can reopen its path (after logrotate) or switch to another path."""
+    """A FileHandler that can reopen its path (after logrotate) or switch to another path.
+
+    A signal handler must not close the stream an interrupted ``emit()`` is writing to, so a
+    signal only asks for a reopen (:meth:`request_reopen`); the next record reopens first.
+    """
+
+    reopen_requested = False
 
     def __init__(self, path: str):
         super().__init__(path, mode="a", encoding="utf-8", delay=False)
+
+    def request_reopen(self) -> None:
+        self.reopen_requested = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.reopen_requested:
+            self.reopen_requested = False
+            self.switch(self.baseFilename)
+        super().emit(record)
 
     def switch(self, path: str) -> None:
         """Close the current file and append to ``path`` (the same path: a reopen)."""
@@ -103,8 +118,9 @@ def reopen() -> None:
 
 
 def reopen_on_signal(signum: int, frame: FrameType | None) -> None:
-    """Signal handler for workers: HUP reopens the log file."""
-    reopen()
+    """Signal handler for workers: HUP reopens the log file before the next line is written."""
+    if _active is not None and _active.handler is not None:
+        _active.handler.request_reopen()
 
 
 def redirect_std_streams(path: str) -> None:

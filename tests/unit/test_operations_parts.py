@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -142,9 +143,15 @@ def test_handler_switch_reopens_after_rename(tmp_path):
     path.rename(tmp_path / "a.log.1")
     handler.switch(str(path))
     handler.stream.write("two\n")
+    handler.flush()
+    path.rename(tmp_path / "a.log.2")
+    handler.request_reopen()  # what a worker's HUP handler does: the next record reopens
+    assert not path.exists()
+    handler.emit(logging.LogRecord("x", logging.INFO, __file__, 1, "three", None, None))
     handler.close()
     assert (tmp_path / "a.log.1").read_text() == "one\n"
-    assert path.read_text() == "two\n"
+    assert (tmp_path / "a.log.2").read_text() == "two\n"
+    assert path.read_text() == "three\n"
 
 
 # -- sd_notify and the daemon's pipe ------------------------------------------------------------
