@@ -289,6 +289,8 @@ class Arbiter:
     def _kill_strays(self) -> None:
         """SIGKILL orphans of a dead worker (its job child, its scheduler) adopted by the master."""
         known = set(self.workers) | set(self.janitors)
+        if self.monitor is not None and self.monitor.pid is not None:
+            known.add(self.monitor.pid)  # the heartbeat reader is the master's own child
         for child in psutil.Process(self.pid).children():
             if child.pid in known:
                 continue
