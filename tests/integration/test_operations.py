@@ -182,6 +182,8 @@ MALFORMED = [
     ("foo:\n  count: 1\n  colour: red\n", "unknown option 'colour'", ":3: key 'foo'"),
     ("foo: 1\nnope: 1\n", "queue 'nope' is not in settings.RQ_QUEUES", ": key 'nope'"),
     ("foo: 1\n'bar,elsewhere': 1\n", "use different Redis connections", ": key 'bar,elsewhere'"),
+    ("", "the top level must be a mapping of queue lists to counts, got empty", ""),
+    (None, "file not found", ""),
 ]
 
 
@@ -190,7 +192,10 @@ def test_hup_with_malformed_file_keeps_plan_and_workers(pool_factory):
     pool.wait_workers(2)
     pids = sorted(p.pid for p in pool.worker_processes())
     for number, (text, problem, where) in enumerate(MALFORMED, 1):
-        pool.write_config(text)
+        if text is None:
+            pool.config_path.unlink()
+        else:
+            pool.write_config(text)
         pool.signal(signal.SIGHUP)
         wait_for(lambda n=number: pool.log().count("HUP: reload failed") == n, message=f"reload failure {number}")
         line = [x for x in pool.log().splitlines() if "HUP: reload failed" in x][-1]
@@ -403,3 +408,9 @@ def test_check_fails_for_bad_config(tmp_path):
     assert result.returncode == 2
     assert f"{config}: key 'nope': queue 'nope' is not in settings.RQ_QUEUES" in result.stderr
     assert "configuration OK" not in result.stdout
+
+
+def test_help_documents_the_operations_options():
+    out = check("--help").stdout
+    for option in ("--log-file", "--pidfile", "--daemon", "--hot-swap", "--ready-timeout", "$RQ_POOL_TERM"):
+        assert option in out
