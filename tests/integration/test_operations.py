@@ -168,6 +168,14 @@ def test_daemon_reports_why_it_failed(pool_factory, tmp_path):
     assert "the daemon failed to start: setup hook failed" in result.stdout
     assert "RuntimeError: setup hook failed on purpose" in read(log_file)
 
+    looping = pool_factory(
+        "foo: 1\n",
+        args=("--daemon", "--log-file", str(log_file), "--ready-timeout", "3"),
+        env={"TEST_HOOKS": "prefork-raises"},
+    ).run()
+    assert looping.returncode == 1
+    assert f"not ready after 3s (still starting or crash-looping); it keeps running, see {log_file}" in looping.stdout
+
     bad = pool_factory("foo: [1\n", args=("--daemon", "--log-file", str(log_file))).run()
     assert bad.returncode == 2  # checked before detaching: the terminal sees it
     assert "configuration error" in bad.stdout and "YAML syntax error" in bad.stdout
