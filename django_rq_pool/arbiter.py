@@ -639,11 +639,19 @@ class Arbiter:
         if gc.get_freeze_count():
             gc.collect()  # only what is younger than the last fork: don't freeze garbage forever
         gc.freeze()
+        # Block signals across fork: a child must never run the master's handlers (a QUIT sent to
+        # a worker just forked would land in the child's copy of the signal queue and be lost).
+        # enter_child() unblocks them in the child once its own dispositions are set.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, MASTER_SIGNALS)
         try:
-            return os.fork()
+            pid = os.fork()
         except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             log.error("fork failed: %s", exc)
             return -1
+        if pid != 0:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        return pid
 
     # -- reporting -----------------------------------------------------------------------
 

@@ -25,11 +25,37 @@ MASTER_SIGNALS = (
 )
 
 
-def enter_child(label: str, master_pid: int, wakeup_fds: tuple[int, ...]) -> bool:
-    """Drop the master's signal handling and wake-up pipe; False if the master is already gone."""
+STOP_SIGNALS = (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT)
+_early_stop: int | None = None
+
+
+def _remember_stop(signum: int, frame: object) -> None:
+    global _early_stop
+    _early_stop = signum
+
+
+def early_stop() -> int | None:
+    """A stop signal that reached this worker before its own handlers were installed."""
+    return _early_stop
+
+
+def enter_child(label: str, master_pid: int, wakeup_fds: tuple[int, ...], remember_stop: bool = False) -> bool:
+    """Drop the master's signal handling and wake-up pipe; False if the master is already gone.
+
+    The master forks with its signals blocked (so the child never runs the master's handlers);
+    they are unblocked here once the child's own dispositions are in place. With
+    ``remember_stop`` (workers), a stop signal that arrives before the worker's handlers exist
+    is remembered instead of killing the half-started worker or being lost.
+    """
     for signum in MASTER_SIGNALS:
         # HUP stays ignored until a worker installs its log-reopening handler: the master forwards it.
-        signal.signal(signum, signal.SIG_IGN if signum == signal.SIGHUP else signal.SIG_DFL)
+        if signum == signal.SIGHUP:
+            signal.signal(signum, signal.SIG_IGN)
+        elif remember_stop and signum in STOP_SIGNALS:
+            signal.signal(signum, _remember_stop)
+        else:
+            signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTER_SIGNALS)
     signal.set_wakeup_fd(-1)
     for fd in wakeup_fds:
         os.close(fd)

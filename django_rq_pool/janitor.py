@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import django_rq
 from redis.exceptions import RedisError
@@ -22,6 +23,56 @@ from .plan import QueueGroup
 
 log = logging.getLogger(__name__)
 RETRY_FOR_SECONDS = 600.0
+STRANDED_GRACE = 5.0  # a live worker registers a dequeued job within milliseconds; 5 s means nobody will
+
+# Put a job that never started back at the head of its queue, once: only if it is still where the
+# dead worker left it (the intermediate list), or, for a multi-queue worker (BLPOP), in no queue list.
+_REQUEUE = """
+local removed = redis.call('lrem', KEYS[1], 1, ARGV[1])
+if (removed == 1 or ARGV[2] == 'popped') and not redis.call('lpos', KEYS[2], ARGV[1]) then
+    redis.call('lpush', KEYS[2], ARGV[1])
+    return 1
+end
+return 0
+"""
+
+
+def requeue_unstarted(queue: Any, job_id: str, how: str) -> bool:
+    """``how``: 'moved' (BLMOVE into the intermediate list) or 'popped' (BLPOP of a multi-queue worker)."""
+    return bool(queue.connection.eval(_REQUEUE, 2, queue.intermediate_queue_key, queue.key, job_id, how))
+
+
+def requeue_stranded(queue: Any, registry: StartedJobRegistry, job_class: Any) -> int:
+    """Jobs a single-queue worker moved into the intermediate list but died before registering.
+
+    rq itself fails them only after two maintenance passes (10 minutes or more apart); they never
+    ran, so they go back to the head of the queue instead.
+    """
+    connection = queue.connection
+
+    def candidates() -> set[str]:
+        found = set()
+        for raw in connection.lrange(queue.intermediate_queue_key, 0, -1):
+            job_id = raw.decode()
+            if job_id in registry:
+                continue
+            try:
+                if job_class.fetch(job_id, connection=connection).get_status() == JobStatus.QUEUED:
+                    found.add(job_id)
+            except NoSuchJobError:
+                continue
+        return found
+
+    first = candidates()
+    if not first:
+        return 0
+    time.sleep(STRANDED_GRACE)
+    requeued = 0
+    for job_id in first & candidates():
+        if requeue_unstarted(queue, job_id, "moved"):
+            log.warning("job %s was stranded in %s by a dead worker; put back at the head", job_id, queue.name)
+            requeued += 1
+    return requeued
 
 
 def fail_jobs_of_dead_worker(name: str, group: QueueGroup, reason: str) -> int:
@@ -50,7 +101,17 @@ def fail_jobs_of_dead_worker(name: str, group: QueueGroup, reason: str) -> int:
             except NoSuchJobError:
                 registry.remove_execution(execution)
                 continue
-            if job.get_status() != JobStatus.STARTED:
+            status = job.get_status()
+            if status == JobStatus.QUEUED:
+                # Registered by the worker, but its job child never started it: it never ran.
+                how = "moved" if len(worker.queues) == 1 else "popped"
+                if requeue_unstarted(queue, job_id, how):
+                    log.warning(
+                        "job %s of dead worker %s never started; put back at the head of %s", job_id, name, queue.name
+                    )
+                registry.remove_execution(execution)
+                continue
+            if status != JobStatus.STARTED:
                 registry.remove_execution(execution)
                 continue
             job.ended_at = now()
@@ -58,6 +119,10 @@ def fail_jobs_of_dead_worker(name: str, group: QueueGroup, reason: str) -> int:
             worker.handle_job_failure(job, queue, started_job_registry=registry, exc_string=reason)
             log.warning("job %s of dead worker %s failed: %s", job_id, name, reason)
             failed += 1
+    if len(worker.queues) == 1:
+        (queue,) = worker.queues
+        registry = StartedJobRegistry(queue.name, connection, job_class=worker.job_class, serializer=worker.serializer)
+        requeue_stranded(queue, registry, worker.job_class)
     worker.register_death()
     return failed
 

@@ -28,7 +28,7 @@ import psutil
 from rq.utils import now
 from rq.worker import WorkerStatus
 
-from .child import enter_child
+from .child import early_stop, enter_child
 from .heartbeat import worker_heartbeat_kwargs
 from .hooks import WorkerContext, run_hooks
 from .log_files import enter_worker as use_worker_log_file
@@ -70,6 +70,11 @@ class PoolWorkerMixin:
         signal.signal(signal.SIGUSR2, self._pool_pause)
         signal.signal(signal.SIGCONT, self._pool_resume)
         signal.signal(signal.SIGHUP, reopen_on_signal)
+        if early_stop() is not None:
+            self.log.info(
+                "Worker %s: %s arrived while starting: stopping", self.name, signal.Signals(early_stop()).name
+            )
+            self._stop_requested = True
 
     def subscribe(self) -> None:
         """Start rq's pub/sub thread with every asynchronous signal blocked in it.
@@ -231,7 +236,7 @@ def run_worker(context: WorkerContext, options: PoolOptions, wakeup_fds: tuple[i
     """Entry point in the forked child; never returns into the master's stack."""
     status = 0
     try:
-        if not enter_child(context.group.name, context.master_pid, wakeup_fds):
+        if not enter_child(context.group.name, context.master_pid, wakeup_fds, remember_stop=True):
             log.warning("master %d is gone before the worker started; exiting", context.master_pid)
             os._exit(0)
         use_worker_log_file(context.group.name, context.index)
