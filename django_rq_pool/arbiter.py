@@ -404,6 +404,9 @@ class Arbiter:
         except ConfigError as exc:
             self.reload_error = str(exc)
             log.error("HUP: reload failed, keeping the last good configuration: %s", exc)
+        except Exception as exc:  # e.g. a class module that raises on import: never a reason to die
+            self.reload_error = f"{type(exc).__name__}: {exc}"
+            log.error("HUP: reload failed, keeping the last good configuration:\n%s", traceback.format_exc())
         else:
             self.reload_error = None
             self.plan = plan

@@ -66,6 +66,22 @@ def test_hup_with_settings_config_has_nothing_to_reload(pool_factory, redis_clie
     assert_nothing_left(pool, redis_client)
 
 
+def test_hup_survives_a_reload_that_raises_and_keeps_the_workers(pool_factory, redis_client):
+    pool = pool_factory("foo: 1\n").start()
+    pool.wait_workers(1)
+    before = {p.pid for p in pool.worker_processes()}
+    pool.write_config("foo:\n  count: 2\n  worker_class: testapp.broken_on_import.Worker\n")
+    pool.signal(signal.SIGHUP)
+    pool.wait_log("RuntimeError: broken_on_import: failing on purpose")
+    assert "HUP: reload failed, keeping the last good configuration" in pool.log()
+    wait_for(lambda: "last reload failed" in master_title(pool), message="title 'last reload failed'")
+    assert pool.wait_workers(1) == ["foo"]
+    assert {p.pid for p in pool.worker_processes()} == before
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
 # -- QUIT, INT ---------------------------------------------------------------------------
 
 
