@@ -34,7 +34,7 @@ from .child import MASTER_SIGNALS, enter_child
 from .config import ConfigError
 from .heartbeat import HeartbeatMonitor, Watched, heartbeat_interval, run_monitor
 from .hooks import WorkerContext, run_hooks
-from .linux import become_subreaper
+from .linux import become_subreaper, child_pids
 from .log_files import reopen as reopen_log_files
 from .options import PoolOptions
 from .plan import PoolPlan, QueueGroup
@@ -140,6 +140,7 @@ class Arbiter:
     _sequence: int = 0
     _dirty: bool = True
     _ready_sent: bool = False
+    _frozen: bool = False  # the first fork froze the image loaded before it
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -291,10 +292,11 @@ class Arbiter:
         known = set(self.workers) | set(self.janitors)
         if self.monitor is not None and self.monitor.pid is not None:
             known.add(self.monitor.pid)  # the heartbeat reader is the master's own child
-        for child in psutil.Process(self.pid).children():
-            if child.pid in known:
+        for child_pid in child_pids(self.pid):
+            if child_pid in known:
                 continue
             try:
+                child = psutil.Process(child_pid)
                 pgid = os.getpgid(child.pid)
                 if pgid == child.pid:
                     os.killpg(pgid, signal.SIGKILL)
@@ -639,9 +641,10 @@ class Arbiter:
 
     def _fork(self) -> int:
         """fork(), freezing the GC first so children share the master's objects; -1 on failure."""
-        if gc.get_freeze_count():
+        if self._frozen:  # not gc.get_freeze_count(): it walks every frozen object
             gc.collect()  # only what is younger than the last fork: don't freeze garbage forever
         gc.freeze()
+        self._frozen = True
         # Block signals across fork: a child must never run the master's handlers (a QUIT sent to
         # a worker just forked would land in the child's copy of the signal queue and be lost).
         # enter_child() unblocks them in the child once its own dispositions are set.

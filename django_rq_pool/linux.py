@@ -28,3 +28,14 @@ def become_subreaper() -> bool:
 def signal_on_parent_death(signum: int) -> bool:
     """Have the kernel send ``signum`` to this process when its parent (the master) dies."""
     return _prctl(PR_SET_PDEATHSIG, signum)
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of a single-threaded process: reads one /proc file instead of scanning every process."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(child) for child in handle.read().split()]
+    except FileNotFoundError:  # a kernel built without CONFIG_PROC_CHILDREN
+        import psutil
+
+        return [child.pid for child in psutil.Process(pid).children()]
