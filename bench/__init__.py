@@ -1,0 +1,1 @@
+"""Benchmark suite (run by hand, never in CI): ``python -m bench --help``."""

@@ -1,0 +1,92 @@
+"""What the suite reads from outside: Redis worker states, smaps_rollup, CPU times."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+import redis
+
+POLL = 0.01
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Totals over a set of processes, in MiB."""
+
+    pss: float
+    uss: float
+    processes: int
+
+
+def smaps_rollup(pid: int) -> dict[str, int]:
+    """Fields of /proc/PID/smaps_rollup in kB."""
+    fields = {}
+    with open(f"/proc/{pid}/smaps_rollup") as handle:
+        for line in handle:
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == "kB":
+                fields[parts[0].rstrip(":")] = int(parts[1])
+    return fields
+
+
+def total_memory(pids: Iterable[int]) -> Memory:
+    """Total PSS and USS (Private_Clean + Private_Dirty) of live processes."""
+    pss = uss = count = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = smaps_rollup(pid)
+            pss += fields.get("Pss", 0)
+            uss += fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+            count += 1
+    return Memory(pss / 1024, uss / 1024, count)
+
+
+def tagged_processes(token: str, variable: str) -> list[psutil.Process]:
+    """Every live process whose environment carries our token (masters, workers, job children, schedulers)."""
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get(variable) == token and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def workers(client: redis.Redis) -> dict[str, dict[str, str]]:
+    """rq worker hashes in Redis: name -> {state, pid}."""
+    names = [n.decode() for n in client.smembers("rq:workers")]
+    with client.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.hmget(name, "state", "pid")
+        values = pipe.execute()
+    return {
+        name.split(":", 2)[2]: {"state": (state or b"").decode(), "pid": (pid or b"0").decode()}
+        for name, (state, pid) in zip(names, values, strict=True)
+        if state is not None
+    }
+
+
+def idle_names(client: redis.Redis, exclude: set[str] = frozenset()) -> set[str]:
+    return {name for name, fields in workers(client).items() if fields["state"] == "idle" and name not in exclude}
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = POLL) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)

@@ -1,0 +1,5 @@
+"""The trivial job: nothing to import, nothing to do."""
+
+
+def noop() -> None:
+    return None

