@@ -156,6 +156,7 @@ class Arbiter:
             )
         self._install_signals()
         log.info("master started (pid %d): %s", self.pid, self.describe_plan())
+        self.update_title()  # "starting", until the loop has forked the workers
         self.state = "running"
         try:
             self.loop_once()  # forks the initial workers from the image loaded with the GC off (runner.py)
@@ -400,6 +401,7 @@ class Arbiter:
             log.info("HUP: configuration comes from %s; nothing to reload", self.plan.source)
             return
         self.state = "reloading"
+        self.update_title()  # a reload can take a while (imports): show it
         self._notify("RELOADING=1")
         try:
             plan = self.reload_plan()
