@@ -119,8 +119,9 @@ class PoolWorkerMixin:
         self._pool_kill_job(signum, frame)
 
     def _pool_stop_now(self, signum: int, frame: FrameType | None) -> None:
-        self._pool_kill_job(signum, frame)
+        """Stop first, then kill: in a SimpleWorker the kill raises into the job and returns no more."""
         self._pool_warm_stop(signum, frame)
+        self._pool_kill_job(signum, frame)
 
     def _pool_kill_job(self, signum: int, frame: FrameType | None) -> None:
         if self.get_state() != WorkerStatus.BUSY:

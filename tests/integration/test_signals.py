@@ -13,6 +13,8 @@ import pytest
 from ..harness import done_records, wait_for
 from .lifecycle import SLOW, assert_failed_with, assert_nothing_left, status, wait_started, wait_status
 
+SIMPLE = "foo:\n  count: 1\n  worker_class: rq.worker.SimpleWorker\n"
+
 
 def pids_by_list(pool) -> dict[str, set[int]]:
     found: dict[str, set[int]] = {}
@@ -173,6 +175,22 @@ def test_term_graceful_does_not_wait(pool_factory, queue, redis_client):
     assert_nothing_left(pool, redis_client)
 
 
+@pytest.mark.parametrize("config", ["foo: 1\n", SIMPLE], ids=["forking", "simple"])
+def test_term_to_one_worker_fails_its_job_and_stops_it(pool_factory, queue, redis_client, config):
+    pool = pool_factory(config).start()
+    pool.wait_workers(1)
+    (worker,) = pool.worker_processes()
+    job = queue("foo").enqueue(SLOW, "term-worker", 60)
+    wait_started(redis_client)
+    os.kill(worker.pid, signal.SIGTERM)  # immediate mode: the job is killed and the worker stops
+    assert_failed_with(job, redis_client, "killed by rqpool (SIGTERM to worker")
+    pool.wait_log(f"worker {worker.pid} [foo] exited with status 0")
+    pool.wait_workers(1)  # replaced
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
 # -- WINCH, USR1, USR2, CONT -------------------------------------------------------------------------
 
 
@@ -190,8 +208,9 @@ def test_winch_stops_every_worker_and_hup_brings_them_back(pool_factory, redis_c
     assert_nothing_left(pool, redis_client)
 
 
-def test_usr1_kills_the_current_job_and_the_worker_lives_on(pool_factory, queue, redis_client):
-    pool = pool_factory("foo: 1\n").start()
+@pytest.mark.parametrize("config", ["foo: 1\n", SIMPLE], ids=["forking", "simple"])
+def test_usr1_kills_the_current_job_and_the_worker_lives_on(pool_factory, queue, redis_client, config):
+    pool = pool_factory(config).start()
     pool.wait_workers(1)
     (name,) = pool.registered_workers()
     (worker,) = pool.worker_processes()
