@@ -25,6 +25,8 @@ from types import FrameType
 from typing import Any, NoReturn
 
 import psutil
+import redis
+from rq.exceptions import StopRequested
 from rq.utils import now
 from rq.worker import WorkerStatus
 
@@ -34,6 +36,7 @@ from .hooks import WorkerContext, run_hooks
 from .log_files import enter_worker as use_worker_log_file
 from .log_files import reopen_on_signal
 from .options import PoolOptions
+from .unblock import interrupt_blocking_dequeue, is_unblock_error
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +111,14 @@ class PoolWorkerMixin:
         self.log.info("Worker %s: %s: warm stop", self.name, signal.Signals(signum).name)
         self._shutdown_requested_date = now()
         self._pool_paused = False
-        self._shutdown()
+        if self.get_state() == WorkerStatus.BUSY:
+            self._shutdown()  # rq: finish the job, then stop
+            return
+        # Not rq's raise StopRequested: it would lose a job the dequeue just received (see unblock.py).
+        if self.scheduler:
+            self.stop_scheduler()
+        self._stop_requested = True
+        interrupt_blocking_dequeue(self)
 
     def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
         """rq's cold stop (a second INT, or TERM after INT) exits leaving the job STARTED: fail it first."""
@@ -162,7 +172,14 @@ class PoolWorkerMixin:
         """Wait while paused; a job that arrives during a pause goes back to the head of its queue."""
         while True:
             self._pool_wait_while_paused()
-            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            if self._stop_requested:
+                raise StopRequested
+            try:
+                result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            except redis.ResponseError as exc:
+                if self._stop_requested and is_unblock_error(exc):
+                    raise StopRequested from None  # the warm stop ended the wait; nothing was dequeued
+                raise
             if result is None or not self._pool_paused:
                 return result
             job, queue = result
