@@ -289,3 +289,23 @@ def test_redis_outage_is_survived_and_every_job_accounted_for(durable_redis, tmp
         assert "queue list [foo] recovered" in pool.log()
     finally:
         pool.cleanup()
+
+
+def test_warm_stop_of_idle_workers_ends_their_blocking_dequeue_without_losing_jobs(pool_factory, queue):
+    """QUIT to idle workers: Redis unblocks their BLMOVE/BLPOP (30 s timeout) at once, nothing is dequeued.
+
+    The pool replaced rq's raise-from-the-handler (which can lose a job handed over at that instant: the
+    chaos test caught it) by CLIENT UNBLOCK; this proves the replacement still stops idle workers promptly.
+    """
+    pool = pool_factory('foo: 2\n"bar,baz": 2\n').start()
+    pool.wait_workers(4)
+    started = time.monotonic()
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit(20) == 0
+    assert time.monotonic() - started < 15  # the dequeue timeout is 30 s: they did not wait it out
+    log = pool.log()
+    assert log.count("SIGQUIT: warm stop") == 4 and log.count("registering death") == 4, log[-3000:]
+    assert "cannot interrupt" not in log and "unhandled exception" not in log
+    jobs = [queue(name).enqueue("testapp.jobs.record", name) for name in ("foo", "bar", "baz")]
+    assert [job.get_status(refresh=True) for job in jobs] == ["queued"] * 3
+    assert [queue(name).count for name in ("foo", "bar", "baz")] == [1, 1, 1]
