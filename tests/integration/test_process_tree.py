@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -97,5 +98,33 @@ def test_titles_show_three_levels_in_ps_forest(pool_factory, queue, redis_client
     pool.signal(signal.SIGQUIT)
     wait_for(lambda: ": stopping: managing [" in psutil.Process(pool.pid).cmdline()[0], message="title 'stopping'")
     pool.signal(signal.SIGUSR1)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
+def test_the_janitor_finishes_its_accounting_through_ctrl_c_and_term(pool_factory, queue, redis_client):
+    pool = pool_factory("foo: 1\n").start()
+    pool.wait_workers(1)
+    (worker,) = pool.worker_processes()
+    job = queue("foo").enqueue(SLOW, "janitor", 60)
+    wait_started(redis_client)
+    redis_client.execute_command("CLIENT", "PAUSE", "3000", "ALL")  # keeps the janitor waiting on Redis
+    os.kill(worker.pid, signal.SIGKILL)
+
+    def janitor() -> psutil.Process | None:
+        for child in psutil.Process(pool.pid).children():
+            with contextlib.suppress(psutil.Error):
+                if child.cmdline()[0].startswith("rqpool-janitor[testproject]: "):
+                    return child
+        return None
+
+    found = wait_for(janitor, 10, "the janitor")
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+        found.send_signal(signum)
+    assert found.is_running() and found.status() != psutil.STATUS_ZOMBIE
+    assert_failed_with(job, redis_client, "killed by SIGKILL while running this job; failed by rqpool")
+    pool.wait_log(f"janitor {found.pid} for worker ")
+    assert re.search(rf"janitor {found.pid} for worker \S+ exited with status 0", pool.log())
+    pool.signal(signal.SIGQUIT)
     assert pool.wait_exit() == 0
     assert_nothing_left(pool, redis_client)
