@@ -25,6 +25,9 @@ from .config import ConfigError
 log = logging.getLogger(__name__)
 
 DISCOVERED = ("jobs", "tasks")
+# Every worker imports these as it connects to Redis (host name encoding); imported once here, they
+# are shared instead of being a private copy in each worker (about 0.5 MB each).
+WORKER_IMPORTS = ("encodings.idna",)
 LISTED = "settings.RQ_POOL_PRELOAD"
 DISCOVER = "settings.RQ_POOL_PRELOAD_DISCOVER"
 
@@ -72,6 +75,8 @@ def import_modules(names: list[str], source: str) -> None:
 
 def preload_job_modules() -> list[str]:
     """Import the configured job modules; returns their names. Raises ConfigError on the first failure."""
+    for name in WORKER_IMPORTS:
+        importlib.import_module(name)
     listed = listed_modules()
     import_modules(listed, LISTED)
     discovered = [name for name in discovered_modules() if name not in listed]
