@@ -23,6 +23,7 @@ import signal
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,11 @@ def read_heartbeats(watched: Iterable[Watched]) -> list[str]:
     from rq.worker import Worker
 
     lines = []
+    connections: dict[str, Any] = {}
     for item in watched:
-        connection = django_rq.get_queue(item.queue).connection
+        if item.queue not in connections:
+            connections[item.queue] = django_rq.get_queue(item.queue).connection
+        connection = connections[item.queue]
         beat, state, job_id = connection.hmget(f"rq:worker:{item.name}", ["last_heartbeat", "state", "current_job"])
         epoch = f"{utcparse(beat.decode()).timestamp():.3f}" if beat else "-"
         allowance = 0
@@ -85,7 +89,7 @@ def run_monitor(watched: list[Watched], out_fd: int, limit: float) -> int:
 
 @dataclass
 class Beat:
-    newest: float  # epoch of the newest heartbeat seen, or of the start of watching
+    newest: float  # epoch of the newest heartbeat seen, else of the worker's start
     allowance: float = 0.0
 
 
@@ -137,14 +141,18 @@ class HeartbeatMonitor:
             self.redis_reachable, self.reachable_since = True, now
         self.beats = {pid: beat for pid, beat in self.beats.items() if pid in live}
         for line in report.splitlines():
-            pid_text, epoch, allowance = line.split()
-            pid = int(pid_text)
+            try:
+                pid_text, epoch, allowance = line.split()
+                pid, newest, extra = int(pid_text), None if epoch == "-" else float(epoch), float(allowance)
+            except ValueError:
+                log.warning("heartbeat check: ignoring malformed report line %r", line[:100])
+                continue
             if pid not in live:
                 continue
-            beat = self.beats.setdefault(pid, Beat(max(live[pid], self.reachable_since)))
-            if epoch != "-":
-                beat.newest = max(beat.newest, float(epoch))
-            beat.allowance = float(allowance)
+            beat = self.beats.setdefault(pid, Beat(live[pid]))
+            if newest is not None:
+                beat.newest = max(beat.newest, newest)
+            beat.allowance = extra
         stuck = []
         for pid, beat in self.beats.items():
             limit = self.stuck_timeout + beat.allowance
