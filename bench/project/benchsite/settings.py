@@ -14,4 +14,6 @@ INSTALLED_APPS = [
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 RQ_QUEUES = {"bench": {"URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"), "DEFAULT_TIMEOUT": 60}}
 # Only rqpool has this feature: its master imports the job modules once, before forking.
-RQ_POOL_PRELOAD = ["benchapp.jobs_trivial", "benchapp.jobs_realistic"] if os.environ.get("BENCH_PRELOAD", "1") == "1" else []
+# BENCH_PRELOAD=0 turns it off, to see what it is worth.
+PRELOAD = os.environ.get("BENCH_PRELOAD", "1") == "1"
+RQ_POOL_PRELOAD = ["benchapp.jobs_trivial", "benchapp.jobs_realistic"] if PRELOAD else []
