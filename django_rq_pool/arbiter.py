@@ -292,8 +292,6 @@ class Arbiter:
         """SIGKILL orphans of a dead worker (its job child, its scheduler) adopted by the master."""
         known = set(self.workers) | set(self.janitors)
         if self.monitor is not None and self.monitor.pid is not None:
-            known.add(self.monitor.pid)
-        if self.monitor is not None and self.monitor.pid is not None:
             known.add(self.monitor.pid)  # the heartbeat reader is the master's own child
         for child_pid in child_pids(self.pid):
             if child_pid in known:
