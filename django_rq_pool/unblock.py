@@ -5,8 +5,9 @@ after Redis handed a job over (BLPOP for a multi-queue list, BLMOVE for a single
 rq registered it, the exception throws the job away: popped, it is in no queue and no registry,
 and stays QUEUED forever (the chaos test saw this under WINCH and reloads).
 
-Instead, the handler asks Redis, on a separate connection, to end this worker's blocked command
-with an error (``CLIENT UNBLOCK <id> ERROR``). Redis decides atomically: either the command was
+Instead, the handler sets the stop flag and a helper thread asks Redis, on its own connection, to
+end this worker's blocked command with an error (``CLIENT UNBLOCK <id> ERROR``), as soon as it
+blocks. Redis decides atomically: either the command was
 still blocked and returns the error (nothing was popped), or the job was already handed over and
 the worker runs it before stopping. The worker's blocked connection is found in ``CLIENT LIST``
 by its address (one of this process's sockets) or by the client name rq gives it.
@@ -15,6 +16,9 @@ by its address (one of this process's sockets) or by the client name rq gives it
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+import time
 from typing import Any
 
 import psutil
@@ -23,27 +27,43 @@ import redis
 log = logging.getLogger(__name__)
 
 BLOCKING_COMMANDS = {"blpop", "blmove", "brpoplpush", "brpop", "blmpop"}
+POLL_INTERVAL = 0.05
 
 
-def interrupt_blocking_dequeue(worker: Any) -> bool:
-    """Unblock the worker's blocked dequeue, if there is one; True if Redis unblocked it."""
+def interrupt_blocking_dequeue(worker: Any) -> None:
+    """From the stop signal's handler: end the worker's blocking dequeue now, or as soon as it starts.
+
+    The signal may arrive just before the dequeue blocks (during its heartbeat), so a helper thread
+    keeps watching for up to one dequeue timeout; the worker exits before that in every other case.
+    """
+    patience = getattr(worker, "dequeue_timeout", 30) + 5
+    threading.Thread(target=_unblock_when_blocked, args=(worker, patience), name="rqpool-unblock", daemon=True).start()
+
+
+def _unblock_when_blocked(worker: Any, patience: float) -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())  # signals stay with the main thread
     pool = worker.connection.connection_pool
     kwargs = {**pool.connection_kwargs, "socket_timeout": 2, "socket_connect_timeout": 2, "client_name": None}
-    # Its own pool: the worker's pool lock may be held by the code this signal interrupted.
+    # Its own pool: never share a connection (or the pool's lock) with the worker's main thread.
     client = redis.Redis(connection_pool=type(pool)(connection_class=pool.connection_class, **kwargs))
+    deadline = time.monotonic() + patience
     try:
-        mine = _local_addresses()
-        for entry in client.client_list(_type="normal"):
-            ours = entry.get("addr") in mine or entry.get("name") == worker.name
-            blocked = ours and entry.get("cmd") in BLOCKING_COMMANDS
-            if blocked and client.client_unblock(int(entry["id"]), error=True):
-                return True
+        while time.monotonic() < deadline:
+            if _unblock(client, worker.name):
+                return
+            time.sleep(POLL_INTERVAL)
     except redis.RedisError as exc:
-        log.warning(
-            "Worker %s: could not interrupt the blocking dequeue (%s); it stops at its timeout", worker.name, exc
-        )
+        log.warning("Worker %s: cannot interrupt its blocking dequeue (%s); stopping at its timeout", worker.name, exc)
     finally:
         client.connection_pool.disconnect()
+
+
+def _unblock(client: redis.Redis, name: str) -> bool:
+    mine = _local_addresses()
+    for entry in client.client_list(_type="normal"):
+        ours = entry.get("addr") in mine or entry.get("name") == name
+        if ours and entry.get("cmd") in BLOCKING_COMMANDS and client.client_unblock(int(entry["id"]), error=True):
+            return True
     return False
 
 
