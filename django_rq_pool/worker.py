@@ -14,6 +14,7 @@ with :class:`PoolWorkerMixin`, which installs these handlers:
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import signal
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 EXIT_HOOK_FAILED = 3
 EXIT_BOOT_FAILED = 4
+STOP_CHECK_SECONDS = 5
 THREAD_BLOCKED_SIGNALS = signal.valid_signals() - {
     signal.SIGSEGV,
     signal.SIGBUS,
@@ -169,18 +171,32 @@ class PoolWorkerMixin:
             time.sleep(1)
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
-        """Wait while paused; a job that arrives during a pause goes back to the head of its queue."""
+        """Wait while paused; a job that arrives during a pause goes back to the head of its queue.
+
+        A blocking wait lasts at most STOP_CHECK_SECONDS before the stop flag is checked again: a
+        warm stop that lands just before the blocking command reaches Redis finds nothing for
+        CLIENT UNBLOCK to end, and would otherwise wait out rq's whole dequeue timeout.
+        """
+        idle_since = time.monotonic()
         while True:
             self._pool_wait_while_paused()
             if self._stop_requested:
                 raise StopRequested
+            slice_limit = max_idle_time
+            if timeout is not None:
+                left = STOP_CHECK_SECONDS if max_idle_time is None else max_idle_time - (time.monotonic() - idle_since)
+                slice_limit = max(1, math.ceil(min(left, STOP_CHECK_SECONDS)))
             try:
-                result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+                result = super().dequeue_job_and_maintain_ttl(timeout, slice_limit)
             except redis.ResponseError as exc:
                 if self._stop_requested and is_unblock_error(exc):
                     raise StopRequested from None  # the warm stop ended the wait; nothing was dequeued
                 raise
-            if result is None or not self._pool_paused:
+            if result is None:
+                if timeout is None or (max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time):
+                    return None  # burst: the queues are empty; or idle for max_idle_time
+                continue  # only a slice ended: check the stop flag, wait again
+            if not self._pool_paused:
                 return result
             job, queue = result
             with self.connection.pipeline() as pipe:

@@ -259,6 +259,20 @@ def test_usr2_pauses_after_the_current_job_and_cont_resumes(pool_factory, queue,
     assert_nothing_left(pool, redis_client)
 
 
+def test_sliced_blocking_dequeue_keeps_max_idle_time(pool_factory, redis_client):
+    """Blocking waits are cut into 5 s slices (so a warm stop is never missed); max_idle_time still holds."""
+    pool = pool_factory("foo:\n  count: 1\n  max_idle_time: 7\n").start()
+    pool.wait_workers(1)
+    (worker,) = pool.worker_processes()
+    began = time.monotonic()
+    pool.wait_log(f"worker {worker.pid} [foo] exited with status 0", timeout=30)
+    assert 6 <= time.monotonic() - began < 20
+    assert "idle for 7 seconds, quitting" in pool.log()
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
 # -- escalation and bursts ----------------------------------------------------------------
 
 
