@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 from ..harness import done_records, wait_for
 
@@ -58,3 +60,25 @@ def test_a_setting_that_is_not_a_list_is_a_configuration_error(pool_factory):
     assert result.returncode == 2
     assert "settings.RQ_POOL_PRELOAD: must be a list of module names, got str 'testapp.tasks'" in result.stdout
     assert "spawned" not in result.stdout
+
+
+def test_the_master_forks_a_frozen_image_with_its_collector_off_then_collects_again(pool_factory, tmp_path):
+    probe = tmp_path / "gc.jsonl"
+    hooks = {"after_spawn": ["testapp.gc_probe.in_master"], "after_prefork": ["testapp.gc_probe.in_worker"]}
+    pool = pool_factory(ONE, env={"TEST_RQ_POOL_HOOKS": json.dumps(hooks), "TEST_GC_PROBE": str(probe)}).start()
+    pool.wait_workers(2)
+    victim = pool.worker_processes()[0].pid
+    os.kill(victim, signal.SIGKILL)
+    pool.wait_log(f"worker {victim} [foo] killed by SIGKILL")
+    pool.wait_workers(2, timeout=30)
+
+    def states() -> list[dict]:
+        return [json.loads(line) for line in probe.read_text().splitlines()]
+
+    wait_for(lambda: len([s for s in states() if s["where"] == "worker"]) == 3, message="3 worker probes")
+    masters = [s for s in states() if s["where"] == "master"]
+    workers = [s for s in states() if s["where"] == "worker"]
+    assert [m["enabled"] for m in masters] == [False, False, True]  # off for the initial forks only
+    assert all(m["frozen"] > 0 for m in masters)
+    # Workers collect again, and inherited the frozen image (less what they have freed since).
+    assert all(w["enabled"] and w["frozen"] > 0.99 * masters[0]["frozen"] for w in workers), (masters, workers)
