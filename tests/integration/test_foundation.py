@@ -26,7 +26,7 @@ def test_per_list_options_reach_the_workers(pool_factory, queue, redis_client):
     jobs = [queue("foo").enqueue("testapp.jobs.record", f"s{n}") for n in range(2)]
     wait_for(lambda: len(done_records(redis_client)) == 2, message="2 jobs on foo")
     assert {r["pid"] for r in done_records(redis_client)} == {simple.pid}  # in-process: no job child
-    assert all(job.get_status(refresh=True) == "finished" for job in jobs)
+    wait_for(lambda: all(job.get_status(refresh=True) == "finished" for job in jobs), message="jobs finished")
     pool.wait_log(f"worker {simple.pid} [foo] exited with status 0")  # max_jobs=2 (+10% jitter of 0)
     pool.wait_workers(2)
 
@@ -111,7 +111,7 @@ def test_fork_safety_with_postgresql(pool_factory, queue, redis_client, postgres
     pool.wait_workers(4)
     jobs = [queue("foo").enqueue("testapp.jobs.db_backend", f"q{n}") for n in range(200)]
     wait_for(lambda: len(done_records(redis_client)) == 200, timeout=90, message="200 database jobs")
-    assert all(job.get_status(refresh=True) == "finished" for job in jobs)
+    wait_for(lambda: all(job.get_status(refresh=True) == "finished" for job in jobs), 60, "200 jobs finished")
     prefork = [json.loads(x) for x in redis_client.lrange("test:prefork", 0, -1)]
     master_backend = {int(prefork[0]["master_backend"])}
     worker_backends = {p["backend"] for p in prefork}

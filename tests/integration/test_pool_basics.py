@@ -34,7 +34,7 @@ def test_jobs_on_every_queue_finish(pool_factory, queue, redis_client):
         queue(name).enqueue("testapp.jobs.record", f"{name}-{n}") for name in ("foo", "bar", "baz") for n in range(5)
     ]
     wait_for(lambda: len(done_records(redis_client)) == len(jobs), message="15 jobs recorded")
-    assert all(job.get_status(refresh=True) == "finished" for job in jobs)
+    wait_for(lambda: all(job.get_status(refresh=True) == "finished" for job in jobs), message="15 jobs finished")
     workers = {p.pid for p in pool.worker_processes()}
     for record in done_records(redis_client):
         assert record["worker_pid"] in workers  # three levels: master -> worker -> job child
