@@ -47,8 +47,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--batch-cap",
         type=float,
-        default=40.0,
-        help="seconds a batch may run; slower contenders are measured on the jobs done by then (default 40)",
+        default=25.0,
+        help="seconds a batch may run; slower contenders are measured on the jobs done by then (default 25)",
     )
     parser.add_argument("--idle-seconds", type=float, help="idle window for the masters' CPU (default 60)")
     parser.add_argument("--state-mb", type=float, help="MB of objects the app loads at django.setup() (default 150)")
