@@ -15,6 +15,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,15 @@ class Bench:
 
     # -- phases ----------------------------------------------------------------------------
 
+    def attempt(self, what: str, run: Callable[[], str]) -> None:
+        """One measured run; a failure is reported and recorded, and the suite goes on."""
+        try:
+            self.say(f"{what}: {run()}")
+        except Exception as exc:
+            self.say(f"{what}: FAILED: {exc}")
+            self.results.setdefault("errors", []).append(f"{what}: {exc}")
+        self.save()
+
     def startup(self) -> None:
         """(a) start-up, (b) idle memory at each N, (d) kill -9 to idle replacement at the largest N."""
         biggest = max(self.args.sizes)
@@ -132,22 +142,26 @@ class Bench:
             repeats = self.args.big_repeats if count == biggest else self.args.repeats
             for repeat in range(repeats):
                 for contender in self.rotated(repeat):
-                    running, elapsed = self.launch_until_idle(contender, count)
-                    try:
-                        time.sleep(SETTLE)
-                        memory = total_memory(running.pids())
-                        self.record("startup", contender.key, str(count), value=elapsed)
-                        self.record("idle_memory", contender.key, str(count), value=asdict(memory))
-                        line = f"{contender.key} x{count}: idle after {elapsed:.2f}s, PSS {memory.pss:.0f} MiB"
-                        if count == biggest:
-                            time.sleep(MIN_UPTIME - SETTLE)
-                            replaced = self.replacement(running)
-                            self.record("replacement", contender.key, value=replaced)
-                            line += f", replacement {replaced * 1000:.0f} ms"
-                        self.say(line)
-                    finally:
-                        running.stop()
-                    self.save()
+                    self.attempt(f"{contender.key} x{count}", lambda c=contender, n=count: self.startup_run(c, n))
+
+    def startup_run(self, contender: Contender, count: int) -> str:
+        running, elapsed = self.launch_until_idle(contender, count)
+        try:
+            time.sleep(SETTLE)
+            memory = total_memory(running.pids())
+            replaced = None
+            if count == max(self.args.sizes):
+                time.sleep(MIN_UPTIME - SETTLE)
+                replaced = self.replacement(running)
+        finally:
+            running.stop()
+        self.record("startup", contender.key, str(count), value=elapsed)
+        self.record("idle_memory", contender.key, str(count), value=asdict(memory))
+        line = f"idle after {elapsed:.2f}s, PSS {memory.pss:.0f} MiB"
+        if replaced is not None:
+            self.record("replacement", contender.key, value=replaced)
+            line += f", replacement {replaced * 1000:.0f} ms"
+        return line
 
     def replacement(self, running: Running) -> float:
         before = workers(self.client)
@@ -191,51 +205,56 @@ class Bench:
         self.results["throughput_workers"] = count
         for repeat in range(self.args.repeats):
             for contender in self.rotated(repeat):
-                running, _ = self.launch_until_idle(contender, count)
-                try:
-                    time.sleep(SETTLE)
-                    self.record("job_memory", contender.key, "idle", value=asdict(total_memory(running.pids())))
-                    parts = []
-                    for kind in self.args.batches:
-                        rate, done, failures = self.run_jobs(kind)
-                        if failures:
-                            raise RuntimeError(f"{contender.key}: {failures} {kind} jobs failed; see {running.log}")
-                        self.record("jobs_per_second", contender.key, kind, value=rate)
-                        self.record("jobs_done", contender.key, kind, value=done)
-                        wait_until(lambda: len(idle_names(self.client)) >= count, 60, "workers idle again")
-                        time.sleep(SETTLE)
-                        memory = total_memory(running.pids())
-                        self.record("job_memory", contender.key, f"after_{kind}", value=asdict(memory))
-                        parts.append(f"{kind} {rate:.0f}/s ({done} done), PSS {memory.pss:.0f} USS {memory.uss:.0f}")
-                    self.say(f"{contender.key} x{count}: " + "; ".join(parts))
-                finally:
-                    running.stop()
-                self.save()
+                self.attempt(f"{contender.key} x{count} jobs", lambda c=contender: self.throughput_run(c, count))
+
+    def throughput_run(self, contender: Contender, count: int) -> str:
+        running, _ = self.launch_until_idle(contender, count)
+        measured: list[tuple[tuple[str, ...], Any]] = []
+        parts = []
+        try:
+            time.sleep(SETTLE)
+            measured.append((("job_memory", contender.key, "idle"), asdict(total_memory(running.pids()))))
+            for kind in self.args.batches:
+                rate, done, failures = self.run_jobs(kind)
+                if failures:
+                    raise RuntimeError(f"{failures} {kind} jobs failed; see {running.log}")
+                wait_until(lambda: len(idle_names(self.client)) >= count, 60, "workers idle again")
+                time.sleep(SETTLE)
+                memory = total_memory(running.pids())
+                measured.append((("jobs_per_second", contender.key, kind), rate))
+                measured.append((("jobs_done", contender.key, kind), done))
+                measured.append((("job_memory", contender.key, f"after_{kind}"), asdict(memory)))
+                parts.append(f"{kind} {rate:.0f}/s ({done} done), PSS {memory.pss:.0f} USS {memory.uss:.0f}")
+        finally:
+            running.stop()
+        for path, value in measured:  # only complete runs count: the lists stay aligned run by run
+            self.record(*path, value=value)
+        return "; ".join(parts)
 
     def idle_cpu(self) -> None:
         """(e) the masters' CPU seconds over the idle window, all pools idle side by side at N = 8."""
-        count = 8
         masters = [c for c in self.args.contenders if c.has_master]
-        wanted = count * len(masters)
-        for _ in range(self.args.repeats):
-            self.client.flushall()
-            pools = [Running.launch(c, count, self.workdir, self.env) for c in masters]
-            try:
-                wait_until(lambda: len(idle_names(self.client)) >= wanted, 300, "all pools idle")
-                time.sleep(5 * SETTLE)
-                before = [cpu_seconds(p.master_pid) for p in pools]
-                time.sleep(self.args.idle_seconds)
-                after = [cpu_seconds(p.master_pid) for p in pools]
-                scale = 60.0 / self.args.idle_seconds
-                for pool, used_before, used_after in zip(pools, before, after, strict=True):
-                    self.record("master_cpu", pool.contender.key, value=(used_after - used_before) * scale)
-                self.say(
-                    "master CPU s/min: " + ", ".join(f"{k}: {v[-1]:.3f}" for k, v in self.results["master_cpu"].items())
-                )
-            finally:
-                for pool in pools:
-                    pool.stop()
-            self.save()
+        for repeat in range(self.args.repeats):
+            self.attempt(f"idle masters, run {repeat + 1}", lambda: self.idle_run(masters, 8))
+
+    def idle_run(self, masters: list[Contender], count: int) -> str:
+        self.client.flushall()
+        pools = [Running.launch(c, count, self.workdir, self.env) for c in masters]
+        try:
+            wanted = count * len(pools)
+            wait_until(lambda: len(idle_names(self.client)) >= wanted, 300, "all pools idle")
+            time.sleep(5 * SETTLE)
+            before = [cpu_seconds(p.master_pid) for p in pools]
+            time.sleep(self.args.idle_seconds)
+            after = [cpu_seconds(p.master_pid) for p in pools]
+        finally:
+            for pool in pools:
+                pool.stop()
+        scale = 60.0 / self.args.idle_seconds
+        used = {p.contender.key: (b - a) * scale for p, a, b in zip(pools, before, after, strict=True)}
+        for key, value in used.items():
+            self.record("master_cpu", key, value=value)
+        return "CPU s/min " + ", ".join(f"{k} {v:.3f}" for k, v in used.items())
 
 
 def main(argv: list[str] | None = None) -> int:
