@@ -27,49 +27,62 @@ STRANDED_GRACE = 5.0  # a live worker registers a dequeued job within millisecon
 
 # Put a job that never started back at the head of its queue, once: only if it is still where the
 # dead worker left it (the intermediate list), or, for a multi-queue worker (BLPOP), in no queue list.
+# ARGV[3], when given, is the Redis time of the janitor's first look: if any janitor requeued the job
+# since, the copy now in the intermediate list may be a live worker's fresh dequeue, so leave it.
 _REQUEUE = """
+local last = redis.call('get', KEYS[3])
+if ARGV[3] ~= '' and last and tonumber(last) >= tonumber(ARGV[3]) then
+    return 0
+end
 local removed = redis.call('lrem', KEYS[1], 1, ARGV[1])
 if (removed == 1 or ARGV[2] == 'popped') and not redis.call('lpos', KEYS[2], ARGV[1]) then
     redis.call('lpush', KEYS[2], ARGV[1])
+    local now = redis.call('time')
+    redis.call('set', KEYS[3], now[1] .. '.' .. string.format('%06d', now[2]), 'EX', 3600)
     return 1
 end
 return 0
 """
+REQUEUED_KEY = "rqpool:requeued:{}"
 
 
-def requeue_unstarted(queue: Any, job_id: str, how: str) -> bool:
+def requeue_unstarted(queue: Any, job_id: str, how: str, first_seen: str = "") -> bool:
     """``how``: 'moved' (BLMOVE into the intermediate list) or 'popped' (BLPOP of a multi-queue worker)."""
-    return bool(queue.connection.eval(_REQUEUE, 2, queue.intermediate_queue_key, queue.key, job_id, how))
+    keys = (queue.intermediate_queue_key, queue.key, REQUEUED_KEY.format(job_id))
+    return bool(queue.connection.eval(_REQUEUE, 3, *keys, job_id, how, first_seen))
 
 
 def requeue_stranded(queue: Any, registry: StartedJobRegistry, job_class: Any) -> int:
     """Jobs a single-queue worker moved into the intermediate list but died before registering.
 
     rq itself fails them only after two maintenance passes (10 minutes or more apart); they never
-    ran, so they go back to the head of the queue instead.
+    ran, so they go back to the head of the queue instead. A job counts as stranded when two looks
+    STRANDED_GRACE apart find it in the same state: in the intermediate list, unregistered, QUEUED,
+    with the same start and enqueue times (so not run or requeued in between).
     """
     connection = queue.connection
 
-    def candidates() -> set[str]:
-        found = set()
+    def candidates() -> dict[str, tuple]:
+        found = {}
         for raw in connection.lrange(queue.intermediate_queue_key, 0, -1):
             job_id = raw.decode()
             if job_id in registry:
                 continue
-            try:
-                if job_class.fetch(job_id, connection=connection).get_status() == JobStatus.QUEUED:
-                    found.add(job_id)
-            except NoSuchJobError:
-                continue
+            fields = connection.hmget(job_class.key_for(job_id), ["status", "started_at", "enqueued_at"])
+            if fields[0] == JobStatus.QUEUED.value.encode():
+                found[job_id] = tuple(fields)
         return found
 
+    seconds, micros = connection.time()
+    first_seen = f"{seconds}.{micros:06d}"
     first = candidates()
     if not first:
         return 0
     time.sleep(STRANDED_GRACE)
+    second = candidates()
     requeued = 0
-    for job_id in first & candidates():
-        if requeue_unstarted(queue, job_id, "moved"):
+    for job_id, fingerprint in first.items():
+        if second.get(job_id) == fingerprint and requeue_unstarted(queue, job_id, "moved", first_seen):
             log.warning("job %s was stranded in %s by a dead worker; put back at the head", job_id, queue.name)
             requeued += 1
     return requeued
