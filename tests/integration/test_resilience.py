@@ -286,7 +286,7 @@ def test_redis_outage_is_survived_and_every_job_accounted_for(durable_redis, tmp
         assert all(job.args[0] in done for job in jobs if job.get_status() == "finished")
         assert pool.process.poll() is None
         pool.wait_workers(2, timeout=30)
-        assert "queue list [foo] recovered" in pool.log()
+        pool.wait_log("queue list [foo] recovered", timeout=30)  # a worker stayed up --min-uptime
     finally:
         pool.cleanup()
 
