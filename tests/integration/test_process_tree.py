@@ -114,7 +114,7 @@ def test_the_janitor_finishes_its_accounting_through_ctrl_c_and_term(pool_factor
     def janitor() -> psutil.Process | None:
         for child in psutil.Process(pool.pid).children():
             with contextlib.suppress(psutil.Error):
-                if child.cmdline()[0].startswith("rqpool-janitor[testproject]: "):
+                if (child.cmdline() or [""])[0].startswith("rqpool-janitor[testproject]: "):
                     return child
         return None
 
