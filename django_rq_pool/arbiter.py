@@ -24,7 +24,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from uuid import uuid4
 
 import psutil
@@ -469,7 +469,7 @@ class Arbiter:
 
     def _resize(self, delta: int) -> None:
         """TTIN/TTOU: one worker more or less for every queue list, until the next reload."""
-        groups = tuple(QueueGroup(g.queues, max(0, g.count + delta), g.options) for g in self.plan.groups)
+        groups = tuple(replace(g, count=max(0, g.count + delta)) for g in self.plan.groups)
         self.plan = PoolPlan(groups, self.plan.source)
         self._dirty = True
         log.info("%s: %s", "TTIN" if delta > 0 else "TTOU", self.describe_plan())

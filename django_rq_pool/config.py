@@ -304,7 +304,7 @@ def parse_config(data: Any, source: str, environment: str | None = None) -> Pool
             count, options = _options(value, source, key)
         else:
             count, options = _count(value, source, key, line), WorkerOptions()
-        groups.append(QueueGroup(queues, count, options))
+        groups.append(QueueGroup(queues, count, options, line))
     return PoolPlan(tuple(groups), source)
 
 

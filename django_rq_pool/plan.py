@@ -7,7 +7,7 @@ reload that changes a list's options replaces its workers instead of keeping the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 DEQUEUE_STRATEGIES = ("default", "round_robin", "random")
 
@@ -39,6 +39,7 @@ class QueueGroup:
     queues: tuple[str, ...]
     count: int
     options: WorkerOptions = field(default_factory=WorkerOptions)
+    line: int | None = field(default=None, compare=False)  # where the config file names it, for errors
 
     @property
     def name(self) -> str:
@@ -69,5 +70,5 @@ class PoolPlan:
             for name, value in defaults.items():
                 if value is not None and values.get(name) == getattr(WorkerOptions(), name):
                     values[name] = value
-            groups.append(QueueGroup(group.queues, group.count, WorkerOptions(**values)))
+            groups.append(replace(group, options=WorkerOptions(**values)))
         return PoolPlan(tuple(groups), self.source)

@@ -10,6 +10,7 @@ redeploy or a new config file.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from .config import ConfigError, parse_queue_list
 from .plan import PoolPlan, QueueGroup
@@ -47,7 +48,7 @@ def apply_counts(plan: PoolPlan, counts: dict[tuple[str, ...], int]) -> PoolPlan
     for group in plan.groups:
         if group.queues in counts:
             seen.add(group.queues)
-            group = QueueGroup(group.queues, counts[group.queues], group.options)
+            group = replace(group, count=counts[group.queues])
         groups.append(group)
     groups.extend(QueueGroup(queues, count) for queues, count in counts.items() if queues not in seen)
     return PoolPlan(tuple(groups), f"{plan.source} + {SOURCE}")

@@ -17,16 +17,16 @@ from .plan import PoolPlan
 CLASS_KINDS: dict[str, type] = {"worker_class": BaseWorker, "job_class": Job, "queue_class": Queue}
 
 
-def resolve_class(path: str, option: str, source: str, key: str | None = None) -> type:
+def resolve_class(path: str, option: str, source: str, key: str | None = None, line: int | None = None) -> type:
     """Import a dotted path and check it names the right kind of rq class."""
     expected = CLASS_KINDS[option]
     try:
         value = import_string(path)
     except ImportError as exc:
-        raise ConfigError(source, f"{option} {path!r} cannot be imported: {exc}", key) from None
+        raise ConfigError(source, f"{option} {path!r} cannot be imported: {exc}", key, line) from None
     if not isinstance(value, type) or not issubclass(value, expected):
         raise ConfigError(
-            source, f"{option} {path!r} is not a subclass of {expected.__module__}.{expected.__name__}", key
+            source, f"{option} {path!r} is not a subclass of {expected.__module__}.{expected.__name__}", key, line
         )
     return value
 
@@ -56,6 +56,7 @@ def validate_plan(plan: PoolPlan) -> None:
                     plan.source,
                     f"queue {name!r} is not in settings.RQ_QUEUES; configured queues: {configured}",
                     group.name,
+                    group.line,
                 )
         first = filter_connection_params(queues[group.queues[0]])
         for name in group.queues[1:]:
@@ -66,8 +67,9 @@ def validate_plan(plan: PoolPlan) -> None:
                     f"({redacted_connection(first)} vs {redacted_connection(filter_connection_params(queues[name]))}); "
                     "a worker listens on one connection, so split them into separate lists",
                     group.name,
+                    group.line,
                 )
         for option in CLASS_KINDS:
             path = getattr(group.options, option)
             if path:
-                resolve_class(path, option, plan.source, group.name)
+                resolve_class(path, option, plan.source, group.name, group.line)

@@ -188,8 +188,8 @@ MALFORMED = [
     ("- foo\n- bar\n", "the top level must be a mapping", ""),
     ("foo: 1\nbar: -2\n", "worker count must be a non-negative integer", ":2: key 'bar'"),
     ("foo:\n  count: 1\n  colour: red\n", "unknown option 'colour'", ":3: key 'foo'"),
-    ("foo: 1\nnope: 1\n", "queue 'nope' is not in settings.RQ_QUEUES", ": key 'nope'"),
-    ("foo: 1\n'bar,elsewhere': 1\n", "use different Redis connections", ": key 'bar,elsewhere'"),
+    ("foo: 1\nnope: 1\n", "queue 'nope' is not in settings.RQ_QUEUES", ":2: key 'nope'"),
+    ("foo: 1\n'bar,elsewhere': 1\n", "use different Redis connections", ":2: key 'bar,elsewhere'"),
     ("", "the top level must be a mapping of queue lists to counts, got empty", ""),
     (None, "file not found", ""),
 ]
@@ -414,7 +414,7 @@ def test_check_fails_for_bad_config(tmp_path):
     config.write_text("foo: 1\nnope: 2\n")
     result = check("--check", "-c", str(config))
     assert result.returncode == 2
-    assert f"{config}: key 'nope': queue 'nope' is not in settings.RQ_QUEUES" in result.stderr
+    assert f"{config}:2: key 'nope': queue 'nope' is not in settings.RQ_QUEUES" in result.stderr
     assert "configuration OK" not in result.stdout
 
 

@@ -124,13 +124,15 @@ def test_unknown_option_names_the_known_ones():
 
 def test_unknown_queue_lists_the_configured_ones():
     message = error_of('"foo,nope": 1\n')
-    assert "key 'foo,nope': queue 'nope' is not in settings.RQ_QUEUES" in message
+    assert message.startswith("rq-pool.yml:1: key 'foo,nope': queue 'nope' is not in settings.RQ_QUEUES")
     assert "configured queues: bar, baz, elsewhere, foo, high, low" in message
 
 
 def test_queue_list_on_two_redis_connections_is_refused():
-    message = error_of('"foo,elsewhere": 1\n')
-    assert "key 'foo,elsewhere': queues 'foo' and 'elsewhere' use different Redis connections" in message
+    message = error_of('foo: 1\n"foo,elsewhere": 1\n')
+    assert message.startswith(
+        "rq-pool.yml:2: key 'foo,elsewhere': queues 'foo' and 'elsewhere' use different Redis connections"
+    )
 
 
 @pytest.mark.parametrize(
