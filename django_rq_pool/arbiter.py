@@ -132,7 +132,6 @@ class Arbiter:
     finished_slots: set = field(default_factory=set)
     stop_mode: str | None = None  # "graceful" or "cold" while stopping
     stop_deadline: float | None = None
-    exit_when_stopped: bool = True
     killed_on_stop: int = 0
     monitor: HeartbeatMonitor | None = None
     pending_janitors: list = field(default_factory=list)  # (WorkerRecord, status) whose janitor fork failed
@@ -425,7 +424,7 @@ class Arbiter:
         if self.stop_mode is not None:
             self.escalate_stop("QUIT")
             return
-        self.begin_stop("graceful", None, exit_when_stopped=True)
+        self.begin_stop("graceful", None)
 
     def handle_int(self) -> None:
         if self.stop_mode is not None:
@@ -485,11 +484,10 @@ class Arbiter:
             log.warning("%s during a cold stop: killing the remaining workers now", name)
             self.stop_deadline = time.monotonic()
 
-    def begin_stop(self, mode: str, timeout: float | None, exit_when_stopped: bool = True) -> None:
+    def begin_stop(self, mode: str, timeout: float | None) -> None:
         """Graceful: QUIT every worker. Cold: also kill every running job (it ends failed)."""
         self.stop_mode = mode
         self.state = "stopping" if mode == "graceful" else "stopping (cold)"
-        self.exit_when_stopped = exit_when_stopped
         self.stop_deadline = None if timeout is None else time.monotonic() + timeout
         self._notify("STOPPING=1")
         self.signal_workers(signal.SIGQUIT)

@@ -29,7 +29,7 @@ import psutil
 import redis
 from rq.exceptions import StopRequested
 from rq.utils import now
-from rq.worker import WorkerStatus
+from rq.worker import SimpleWorker, WorkerStatus
 
 from .child import early_stop, enter_child
 from .heartbeat import worker_heartbeat_kwargs
@@ -66,6 +66,7 @@ class PoolWorkerMixin:
     pool_memory_limit: int | None = None
     _pool_paused = False
     _pool_kill_reason: str | None = None
+    _pool_kill_pending = False  # USR1 while busy but between job-child forks
 
     def _install_signal_handlers(self) -> None:
         signal.signal(signal.SIGINT, self.request_stop)
@@ -143,8 +144,18 @@ class PoolWorkerMixin:
         self.log.warning("Worker %s: %s: killing the current job", self.name, name)
         if self.horse_pid:
             self.kill_horse(signal.SIGKILL)
-        else:
+        elif isinstance(self, SimpleWorker):
             raise JobKilledByPool(self._pool_kill_reason)
+        else:
+            # Busy but the job child is not forked yet: raising here would abort the worker itself
+            # with the job STARTED, so kill the child as soon as it exists.
+            self._pool_kill_pending = True
+
+    def fork_work_horse(self, job: Any, queue: Any) -> None:
+        super().fork_work_horse(job, queue)
+        if self._pool_kill_pending and self.horse_pid:
+            self._pool_kill_pending = False
+            self.kill_horse(signal.SIGKILL)
 
     def handle_job_failure(self, job: Any, queue: Any, started_job_registry: Any = None, exc_string: str = "") -> None:
         if self._pool_kill_reason:
@@ -207,6 +218,7 @@ class PoolWorkerMixin:
 
     def execute_job(self, job: Any, queue: Any) -> None:
         super().execute_job(job, queue)
+        self._pool_kill_pending = False  # a USR1 that came after the job child was reaped is void
         if self.pool_memory_limit:
             used = psutil.Process().memory_full_info().uss
             if used > self.pool_memory_limit:
