@@ -82,8 +82,10 @@ def test_titles_show_three_levels_in_ps_forest(pool_factory, queue, redis_client
     queue("foo").enqueue(SLOW, "titled", 30)
     (record,) = wait_started(redis_client)
     workers = sorted(p.pid for p in pool.worker_processes())
-    title = psutil.Process(pool.pid).cmdline()[0]
-    assert re.fullmatch(r"rqpool-master\[shop\]: running: managing \[\d+, \d+\] \(2/2 workers\)", title), title
+    pattern = r"rqpool-master\[shop\]: running: managing \[\d+, \d+\] \(2/2 workers\)"
+    title = wait_for(
+        lambda: re.fullmatch(pattern, t := psutil.Process(pool.pid).cmdline()[0]) and t, message="the running title"
+    )
     assert sorted(int(pid) for pid in re.findall(r"\d+", title.split("managing")[1])[:2]) == workers
     wide = {**os.environ, "COLUMNS": "10000"}
     forest = subprocess.run(
@@ -108,7 +110,7 @@ def test_the_janitor_finishes_its_accounting_through_ctrl_c_and_term(pool_factor
     (worker,) = pool.worker_processes()
     job = queue("foo").enqueue(SLOW, "janitor", 60)
     wait_started(redis_client)
-    redis_client.execute_command("CLIENT", "PAUSE", "3000", "ALL")  # keeps the janitor waiting on Redis
+    redis_client.execute_command("CLIENT", "PAUSE", "8000", "WRITE")  # the janitor waits on its first write
     os.kill(worker.pid, signal.SIGKILL)
 
     def janitor() -> psutil.Process | None:
