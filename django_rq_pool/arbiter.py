@@ -38,6 +38,7 @@ from .linux import become_subreaper, child_pids
 from .log_files import reopen as reopen_log_files
 from .options import PoolOptions
 from .plan import PoolPlan, QueueGroup
+from .worker import EXIT_HOOK_FAILED
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +261,8 @@ class Arbiter:
         log.log(level, "worker %d [%s] %s after %.1fs", record.pid, group.name, describe_status(status), uptime)
         if abnormal:
             self._kill_strays()
-            self._spawn_janitor(record, status)
+            if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_HOOK_FAILED):
+                self._spawn_janitor(record, status)  # a worker whose hook failed never took a job
         if self.options.burst and not abnormal:
             self.finished_slots.add((group.identity, record.context.index))
         if abnormal and not record.stopping and uptime < self.options.min_uptime:

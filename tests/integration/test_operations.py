@@ -3,6 +3,7 @@ daemon mode, safe reload, systemd notifications, environment variables, hot swap
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -158,6 +159,14 @@ def test_daemon_exits_0_once_workers_listen_and_stops_cleanly(pool_factory, redi
     assert not pidfile.exists()
 
 
+def gone(proc: psutil.Process) -> bool:
+    """Exited: reaped, or a zombie whose parent (init, for a daemon) has not reaped it yet."""
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def test_daemon_reports_why_it_failed(pool_factory, tmp_path):
     log_file = tmp_path / "fail.log"
     result = pool_factory(
@@ -168,13 +177,23 @@ def test_daemon_reports_why_it_failed(pool_factory, tmp_path):
     assert "the daemon failed to start: setup hook failed" in result.stdout
     assert "RuntimeError: setup hook failed on purpose" in read(log_file)
 
+    pidfile = tmp_path / "looping.pid"
     looping = pool_factory(
         "foo: 1\n",
-        args=("--daemon", "--log-file", str(log_file), "--ready-timeout", "3"),
+        args=("--daemon", "--log-file", str(log_file), "--ready-timeout", "3", "--pidfile", str(pidfile)),
         env={"TEST_HOOKS": "prefork-raises"},
     ).run()
-    assert looping.returncode == 1
-    assert f"not ready after 3s (still starting or crash-looping); it keeps running, see {log_file}" in looping.stdout
+    try:
+        assert looping.returncode == 1
+        expected = f"not ready after 3s (still starting or crash-looping); it keeps running, see {log_file}"
+        assert expected in looping.stdout
+    finally:  # the daemon keeps running by design: end it and everything it forked, by PID
+        daemon = psutil.Process(int(pidfile.read_text()))
+        tree = [daemon, *daemon.children(recursive=True)]
+        for proc in tree:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        wait_for(lambda: all(gone(proc) for proc in tree), 10, "the looping daemon's processes to end")
 
     bad = pool_factory("foo: [1\n", args=("--daemon", "--log-file", str(log_file))).run()
     assert bad.returncode == 2  # checked before detaching: the terminal sees it
