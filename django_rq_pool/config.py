@@ -97,7 +97,11 @@ def find_source(explicit: str | None, has_settings: bool, cwd: Path) -> Source:
         if path.exists():
             return Source("file", path)
     looked = ", ".join(["--config", f"${CONFIG_ENV_VAR}", "settings.RQ_POOL"] + [str(cwd / p) for p in DEFAULT_PATHS])
-    raise ConfigError("rqpool", f"no configuration found; looked at {looked}")
+    raise ConfigError(
+        "rq-pool.yml",
+        f"no configuration found; looked at {looked}. Create rq-pool.yml (for example `default: 2`: "
+        "two workers on the default queue) or set settings.RQ_POOL",
+    )
 
 
 def choose_environment(explicit: str | None) -> str | None:

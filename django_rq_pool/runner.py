@@ -92,7 +92,7 @@ def print_plan(plan: PoolPlan, out: TextIO) -> None:
 
 def run_pool(request: Request, options: PoolOptions, stdout: TextIO = sys.stdout, ops: Operations | None = None) -> int:
     """Run the pool in this process (where Django is set up); returns the exit status."""
-    gc.disable()  # CPython's fork recipe: no collection leaves holes in the image workers share
+    gc.disable()  # off since Django loaded this app (collector.py); again for call_command()
     service = None
     if not request.check:
         try:

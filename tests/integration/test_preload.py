@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 
-from ..harness import done_records, wait_for
+from ..harness import MANAGE, done_records, wait_for
 
 ONE = "foo: 2\n"
 
@@ -76,9 +78,20 @@ def test_the_master_forks_a_frozen_image_with_its_collector_off_then_collects_ag
         return [json.loads(line) for line in probe.read_text().splitlines()]
 
     wait_for(lambda: len([s for s in states() if s["where"] == "worker"]) == 3, message="3 worker probes")
+    assert states()[0] == {"where": "ready", "pid": pool.pid, "enabled": False, "frozen": 0}
     masters = [s for s in states() if s["where"] == "master"]
     workers = [s for s in states() if s["where"] == "worker"]
     assert [m["enabled"] for m in masters] == [False, False, True]  # off for the initial forks only
     assert all(m["frozen"] > 0 for m in masters)
     # Workers collect again, and inherited the frozen image (less what they have freed since).
     assert all(w["enabled"] and w["frozen"] > 0.99 * masters[0]["frozen"] for w in workers), (masters, workers)
+
+
+def test_other_commands_load_the_project_with_the_collector_on(tmp_path):
+    probe = tmp_path / "gc.jsonl"
+    env = {**os.environ, "TEST_GC_PROBE": str(probe), "TEST_REDIS_URL": "redis://127.0.0.1:1/0"}
+    result = subprocess.run(
+        [sys.executable, str(MANAGE), "check"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(probe.read_text())["enabled"] is True

@@ -97,6 +97,8 @@ def test_no_configuration_anywhere_lists_where_it_looked(tmp_path: Path, monkeyp
     message = str(caught.value)
     for place in ("--config", "$RQ_POOL_CONFIG", "settings.RQ_POOL", "rq-pool.yml", "config/rq-pool.yml"):
         assert place in message
+    assert message.startswith("rq-pool.yml: no configuration found")
+    assert "Create rq-pool.yml (for example `default: 2`" in message
 
 
 def test_yaml_syntax_error_has_line_and_column():

@@ -1,4 +1,4 @@
-"""Hooks for the copy-on-write test: each appends the collector's state to the file $TEST_GC_PROBE."""
+"""Probes for the copy-on-write tests: each appends the collector's state to the file $TEST_GC_PROBE."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ import os
 from typing import Any
 
 
-def _write(where: str) -> None:
+def record(where: str) -> None:
     state = {"where": where, "pid": os.getpid(), "enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}
     with open(os.environ["TEST_GC_PROBE"], "a") as handle:
         handle.write(json.dumps(state) + "\n")
 
 
 def in_master(pid: int, context: Any) -> None:
-    _write("master")
+    record("master")
 
 
 def in_worker(worker: Any, context: Any) -> None:
-    _write("worker")
+    record("worker")
