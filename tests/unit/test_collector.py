@@ -7,7 +7,11 @@ from django_rq_pool.collector import is_rqpool_process
 
 @pytest.mark.parametrize(
     "argv",
-    [["manage.py", "rqpool"], ["/venv/bin/django-admin", "rqpool", "-c", "x.yml"], ["/venv/lib/django/__main__.py", "rqpool", "--check"]],
+    [
+        ["manage.py", "rqpool"],
+        ["/venv/bin/django-admin", "rqpool", "-c", "x.yml"],
+        ["/venv/lib/django/__main__.py", "rqpool", "--check"],
+    ],
 )
 def test_the_command_is_the_first_argument(argv):
     assert is_rqpool_process(argv)
