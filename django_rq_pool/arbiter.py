@@ -159,7 +159,7 @@ class Arbiter:
         self.update_title()  # "starting", until the loop has forked the workers
         self.state = "running"
         try:
-            self.loop_once()  # forks the initial workers from the image loaded with the GC off (runner.py)
+            self.loop_once()  # forks the initial workers from the image loaded with the GC off (collector.py)
             gc.enable()  # collections now skip that image: every fork froze it
             while True:
                 self.loop_once()

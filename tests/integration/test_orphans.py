@@ -29,6 +29,27 @@ def test_kill_9_of_the_master_lets_each_worker_finish_its_job_and_exit(pool_fact
     assert_nothing_left(pool, redis_client, timeout=10)
 
 
+def test_an_unexpected_master_error_exits_1_and_lets_each_worker_finish_its_job(
+    pool_factory, queue, redis_client, tmp_path
+):
+    fault = tmp_path / "fault"
+    pool = pool_factory("foo: 2\n", env={"TEST_MASTER_FAULT": str(fault)}).start()
+    pool.wait_workers(2)
+    job = queue("foo").enqueue(SLOW, "in-flight", 3)
+    wait_started(redis_client)
+    fault.touch()
+    assert pool.wait_exit() == 1
+    log = pool.log()
+    assert "master failed:" in log
+    assert "RuntimeError: injected fault" in log
+    assert (
+        "master exiting with status 1: unexpected RuntimeError: injected fault; its workers finish their jobs and stop"
+        in log
+    )
+    wait_status(job, "finished")
+    assert_nothing_left(pool, redis_client, timeout=10)
+
+
 def _in_namespace(pool) -> dict[str, psutil.Process]:
     """The master (PID 1 inside) and its workers, seen with this side's pids."""
     for proc in pool.processes():

@@ -1,4 +1,4 @@
-"""The test app's config: with $TEST_GC_PROBE set, ready() records the collector's state."""
+"""The test app's config: probes and faults that tests switch on through the environment."""
 
 import os
 
@@ -13,3 +13,7 @@ class TestAppConfig(AppConfig):
             from .gc_probe import record
 
             record("ready")
+        if os.environ.get("TEST_MASTER_FAULT"):
+            from .faults import install
+
+            install(os.environ["TEST_MASTER_FAULT"])
