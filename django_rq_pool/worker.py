@@ -29,7 +29,7 @@ import psutil
 import redis
 from rq.exceptions import StopRequested
 from rq.utils import now
-from rq.worker import SimpleWorker, WorkerStatus
+from rq.worker import SimpleWorker, Worker, WorkerStatus
 
 from .child import early_stop, enter_child
 from .heartbeat import worker_heartbeat_kwargs
@@ -152,10 +152,30 @@ class PoolWorkerMixin:
             self._pool_kill_pending = True
 
     def fork_work_horse(self, job: Any, queue: Any) -> None:
-        super().fork_work_horse(job, queue)
+        if super().fork_work_horse.__func__ is Worker.fork_work_horse:
+            self._pool_fork_horse(job, queue)
+        else:
+            super().fork_work_horse(job, queue)  # the worker class has its own
         if self._pool_kill_pending and self.horse_pid:
             self._pool_kill_pending = False
             self.kill_horse(signal.SIGKILL)
+
+    def _pool_fork_horse(self, job: Any, queue: Any) -> None:
+        """rq's fork_work_horse, but RQ_WORKER_ID and RQ_JOB_ID are set in the job child only.
+
+        rq sets them in the worker as well, where nothing reads them. There, glibc's setenv keeps
+        every distinct value forever (about 100 bytes per job), each in a free chunk inherited
+        from the master, so a long-lived worker kept dirtying shared pages at one every other job.
+        """
+        child_pid = os.fork()
+        if child_pid == 0:
+            os.environ["RQ_WORKER_ID"] = self.name
+            os.environ["RQ_JOB_ID"] = job.id
+            os.setpgrp()
+            self.main_work_horse(job, queue)
+            os._exit(0)
+        self._horse_pid = child_pid
+        self.procline(f"Forked {child_pid} at {time.time()}")
 
     def handle_job_failure(self, job: Any, queue: Any, started_job_registry: Any = None, exc_string: str = "") -> None:
         if self._pool_kill_reason:

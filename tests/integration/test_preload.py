@@ -95,3 +95,17 @@ def test_other_commands_load_the_project_with_the_collector_on(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(probe.read_text())["enabled"] is True
+
+
+def test_job_ids_go_into_the_job_childs_environment_only(pool_factory, queue, redis_client):
+    """rq's RQ_JOB_ID in the worker itself would cost a setenv that glibc never frees, every job."""
+    pool = pool_factory("foo: 1\n", env={"TEST_HOOKS": "record-worker-environ"}).start()
+    pool.wait_workers(1)
+    (key,) = redis_client.smembers("rq:workers")
+    jobs = [queue("foo").enqueue("testapp.jobs.record_environ", f"env-{n}") for n in range(3)]
+    records = wait_for(lambda: len(done_records(redis_client)) == 3 and done_records(redis_client), 30, "3 jobs")
+    assert {(r["job"], r["RQ_JOB_ID"]) for r in records} == {(job.id, job.id) for job in jobs}
+    assert {r["RQ_WORKER_ID"] for r in records} == {key.decode().removeprefix("rq:worker:")}
+    wait_for(lambda: redis_client.llen("test:worker-environ") == 3, 30, "the worker's own records")
+    in_worker = [json.loads(x) for x in redis_client.lrange("test:worker-environ", 0, -1)]
+    assert [r["RQ_JOB_ID"] for r in in_worker] == [None, None, None]

@@ -22,6 +22,11 @@ def record(token: str) -> str:
     return token
 
 
+def record_environ(token: str) -> str:
+    _record(token=token, RQ_JOB_ID=os.environ.get("RQ_JOB_ID"), RQ_WORKER_ID=os.environ.get("RQ_WORKER_ID"))
+    return token
+
+
 def sleep_then_record(token: str, seconds: float) -> str:
     time.sleep(seconds)
     _record(token=token)

@@ -39,6 +39,15 @@ def after_prefork(worker, context) -> None:  # type: ignore[no-untyped-def]
                 payload["backend"] = cursor.fetchone()[0]
             payload["master_backend"] = os.environ.get("TEST_MASTER_BACKEND")
         worker.connection.rpush("test:prefork", json.dumps(payload))
+    if "record-worker-environ" in MODES:
+        execute_job = worker.execute_job
+
+        def execute_then_record(job, queue) -> None:  # type: ignore[no-untyped-def]
+            execute_job(job, queue)
+            seen = {"job": job.id, "RQ_JOB_ID": os.environ.get("RQ_JOB_ID")}
+            worker.connection.rpush("test:worker-environ", json.dumps(seen))
+
+        worker.execute_job = execute_then_record
 
 
 @django_rq_pool.after_spawn
