@@ -5,9 +5,12 @@ included) into a byte on a pipe that the loop sleeps on. Each pass of the loop:
 
 1. reaps every exited child (``waitpid(-1, WNOHANG)``), logging pid, queue list and status;
 2. handles the queued signals, one at a time, in arrival order;
-3. maintains the plan: forks missing workers (with crash-loop backoff), warm-stops surplus
-   ones, escalates overdue stops;
+3. maintains the plan for the queue lists that changed (see roster.py): forks missing workers
+   (with crash-loop backoff) and warm-stops surplus ones, then forks a janitor for each worker
+   that died (after its replacement); or, while stopping, escalates overdue stops;
 4. sleeps until the next signal or deadline.
+
+The loop's work per event does not grow with the number of workers.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from .linux import become_subreaper, child_pids
 from .log_files import reopen as reopen_log_files
 from .options import PoolOptions
 from .plan import PoolPlan, QueueGroup
+from .roster import Identity, Roster, WorkerRecord
 from .worker import EXIT_HOOK_FAILED
 
 log = logging.getLogger(__name__)
@@ -52,8 +56,6 @@ BACKOFF_BASE = 1.0
 MAX_QUEUED_SIGNALS = 100
 IDLE_SLEEP = 1.0
 
-Identity = tuple
-
 
 class PoolExit(Exception):
     """Ends the loop with an exit status and a last log line."""
@@ -62,22 +64,6 @@ class PoolExit(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
-
-
-@dataclass
-class WorkerRecord:
-    """A forked worker as the master knows it."""
-
-    pid: int
-    context: WorkerContext
-    started: float
-    stopping: bool = False
-    killed: bool = False  # SIGKILLed by the master when it ignored a stop
-    kill_reason: str | None = None  # why the master killed it (stuck), for the janitor's job failure
-
-    @property
-    def group(self) -> QueueGroup:
-        return self.context.group
 
 
 @dataclass
@@ -123,7 +109,7 @@ class Arbiter:
     on_ready: Callable[[Arbiter], None] | None = None
     on_status: Callable[[Arbiter, str], None] | None = None
     on_tick: Callable[[Arbiter], None] | None = None  # once per pass of the loop (watchdog, readiness)
-    workers: dict[int, WorkerRecord] = field(default_factory=dict)
+    roster: Roster = field(default_factory=Roster)
     janitors: dict[int, Janitor] = field(default_factory=dict)
     health: dict[Identity, GroupHealth] = field(default_factory=dict)
     signals: deque = field(default_factory=deque)
@@ -138,9 +124,15 @@ class Arbiter:
     pending_janitors: list = field(default_factory=list)  # (WorkerRecord, status) whose janitor fork failed
     _wakeup: tuple[int, int] = (-1, -1)
     _sequence: int = 0
-    _dirty: bool = True
+    _pid_list: tuple[int, str] = (-1, "")  # (roster version, its pids) for the process title
+    _title: str = ""
     _ready_sent: bool = False
     _frozen: bool = False  # the first fork froze the image loaded before it
+
+    @property
+    def workers(self) -> dict[int, WorkerRecord]:
+        """Every forked worker not yet reaped, by pid (stopping ones included)."""
+        return self.roster.records
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -158,6 +150,7 @@ class Arbiter:
         log.info("master started (pid %d): %s", self.pid, self.describe_plan())
         self.update_title()  # "starting", until the loop has forked the workers
         self.state = "running"
+        self._replan()
         try:
             self.loop_once()  # forks the initial workers from the image loaded with the GC off (collector.py)
             gc.enable()  # collections now skip that image: every fork froze it
@@ -197,14 +190,15 @@ class Arbiter:
 
     def loop_once(self) -> None:
         self.reap_children()
-        self._retry_janitors()
         while self.signals:
             self.handle_signal(self.signals.popleft())
             self.reap_children()
         if self.stop_mode is not None:
+            self.start_janitors()
             self.check_stop()
         else:
             self.maintain_workers()
+            self.start_janitors()  # after the replacements: a dead worker's accounting can wait a few ms
             self.check_heartbeats()
         self.update_title()
         if self.on_tick is not None:
@@ -242,9 +236,9 @@ class Arbiter:
                 return
             if pid == 0:
                 return
-            self._dirty = True
-            if pid in self.workers:
-                self._worker_exited(self.workers.pop(pid), status)
+            record = self.roster.remove(pid)
+            if record is not None:
+                self._worker_exited(record, status)
             elif pid in self.janitors:
                 janitor = self.janitors.pop(pid)
                 log.debug("janitor %d for worker %s %s", pid, janitor.worker_name, describe_status(status))
@@ -262,7 +256,7 @@ class Arbiter:
         if abnormal:
             self._kill_strays()
             if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_HOOK_FAILED):
-                self._spawn_janitor(record, status)  # a worker whose hook failed never took a job
+                self.pending_janitors.append((record, status))  # a worker whose hook failed never took a job
         if self.options.burst and not abnormal:
             self.finished_slots.add((group.identity, record.context.index))
         if abnormal and not record.stopping and uptime < self.options.min_uptime:
@@ -335,12 +329,12 @@ class Arbiter:
             log.warning("janitor for worker %s not started (fork failed); retrying next pass", record.context.name)
             self.pending_janitors.append((record, status))
 
-    def _retry_janitors(self) -> None:
-        """A dead worker's job must still be failed and its registration removed when a fork failed."""
+    def start_janitors(self) -> None:
+        """Fork a janitor for each dead worker; one whose fork failed is retried on the next pass."""
         pending, self.pending_janitors = self.pending_janitors, []
         for index, (record, status) in enumerate(pending):
             self._spawn_janitor(record, status)
-            if self.pending_janitors:  # forking still fails: keep the rest for later
+            if self.pending_janitors:  # forking fails: keep the rest for later
                 self.pending_janitors.extend(pending[index + 1 :])
                 return
 
@@ -400,7 +394,7 @@ class Arbiter:
         reopen_log_files()
         self.signal_workers(signal.SIGHUP)  # workers reopen their log files
         self.spawning_paused = False
-        self._dirty = True
+        self._replan()
         if self.reload_plan is None:
             log.info("HUP: configuration comes from %s; nothing to reload", self.plan.source)
             return
@@ -419,6 +413,7 @@ class Arbiter:
             self.reload_error = None
             self.plan = plan
             log.info("HUP: reloaded %s", self.describe_plan())
+        self._replan()
         self.state = "running"
         self._ready_sent = False
 
@@ -450,6 +445,7 @@ class Arbiter:
 
     def handle_winch(self) -> None:
         self.spawning_paused = True
+        self._replan()
         self.signal_workers(signal.SIGQUIT)
         log.info("WINCH: stopping every worker; send HUP to start them again")
 
@@ -472,7 +468,7 @@ class Arbiter:
         """TTIN/TTOU: one worker more or less for every queue list, until the next reload."""
         groups = tuple(replace(g, count=max(0, g.count + delta)) for g in self.plan.groups)
         self.plan = PoolPlan(groups, self.plan.source)
-        self._dirty = True
+        self._replan()
         log.info("%s: %s", "TTIN" if delta > 0 else "TTOU", self.describe_plan())
 
     # -- stopping ------------------------------------------------------------------------
@@ -524,7 +520,7 @@ class Arbiter:
     def signal_workers(self, signum: int) -> None:
         for record in list(self.workers.values()):
             if signum == signal.SIGQUIT:
-                record.stopping = True
+                self.roster.retire(record)
             self._kill(record.pid, signum)
 
     def _kill(self, pid: int, signum: int) -> None:
@@ -537,39 +533,41 @@ class Arbiter:
 
     # -- maintaining counts --------------------------------------------------------------
 
+    def _replan(self) -> None:
+        self.roster.plan(() if self.spawning_paused else self.plan.groups)
+
     def maintain_workers(self) -> None:
+        """Bring the lists that changed since the last pass (or whose backoff ended) to their counts."""
         now = time.monotonic()
-        if not self._dirty and not any(0 < h.next_spawn <= now for h in self.health.values()):
-            self._reset_recovered_groups(now)
-            return
-        self._dirty = False
-        wanted = {} if self.spawning_paused else {g.identity: g for g in self.plan.groups}
-        by_group: dict[Identity, list[WorkerRecord]] = {}
-        for record in self.workers.values():
-            if record.stopping:
-                continue
-            if record.group.identity not in wanted:
-                self._stop_worker(record, "its queue list is no longer configured")
-                continue
-            by_group.setdefault(record.group.identity, []).append(record)
-        for identity, group in wanted.items():
-            live = by_group.get(identity, [])
-            surplus = len(live) - group.count
-            for record in sorted(live, key=lambda r: r.started)[: max(surplus, 0)]:
-                self._stop_worker(record, f"[{group.name}] is down to {group.count}")
-            if surplus < 0:
-                used = {r.context.index for r in live}
-                free = [i for i in range(group.count) if i not in used]
-                self._spawn_missing(group, free, now)
+        for identity, health in self.health.items():  # one entry per list that ever failed
+            if 0 < health.next_spawn <= now:
+                self.roster.touch(identity)
         self._reset_recovered_groups(now)
-        if self.options.burst and not self.workers and not self.janitors:
+        changed = self.roster.take_changed()
+        if changed:
+            self._fill(changed, now)
+        if self.options.burst and not self.workers and not self.janitors and not self.pending_janitors:
             raise PoolExit(EXIT_OK, "burst: every worker drained its queues")
-        self._check_gave_up(now)
+        if changed:
+            self._check_gave_up(now)
         if not self._ready_sent and self._all_up():
             self._ready_sent = True
             self._notify("READY=1")
             if self.on_ready is not None:
                 self.on_ready(self)
+
+    def _fill(self, changed: set[Identity], now: float) -> None:
+        """Stop the surplus of the lists that changed, and fork what they miss."""
+        wanted = {} if self.spawning_paused else {g.identity: g for g in self.plan.groups if g.identity in changed}
+        for identity in changed - wanted.keys():
+            for record in self.roster.holders(identity):
+                self._stop_worker(record, "its queue list is no longer configured")
+        for group in wanted.values():
+            for record in self.roster.surplus(group.identity):
+                self._stop_worker(record, f"[{group.name}] is down to {group.count}")
+            free = self.roster.missing(group.identity)
+            if free:
+                self._spawn_missing(group, free, now)
 
     def _spawn_missing(self, group: QueueGroup, free: list[int], now: float) -> None:
         health = self.health.get(group.identity)
@@ -588,10 +586,7 @@ class Arbiter:
         for identity, health in self.health.items():
             if not health.failures:
                 continue
-            if any(
-                r.group.identity == identity and now - r.started >= self.options.min_uptime
-                for r in self.workers.values()
-            ):
+            if any(now - r.started >= self.options.min_uptime for r in self.roster.holders(identity)):
                 log.info(
                     "queue list [%s] recovered: a worker stayed up %.0fs after %d failed starts; backoff reset",
                     ",".join(identity[0]),
@@ -599,7 +594,7 @@ class Arbiter:
                     health.failures,
                 )
                 self.health[identity] = GroupHealth()
-                self._dirty = True
+                self.roster.touch(identity)  # start the rest of its workers
 
     def _check_gave_up(self, now: float) -> None:
         limit = self.options.give_up_after
@@ -611,12 +606,11 @@ class Arbiter:
             raise PoolExit(EXIT_GAVE_UP, f"every queue list has failed to start for over {limit:.0f}s")
 
     def _all_up(self) -> bool:
-        wanted = sum(g.count for g in self.plan.groups)
-        return sum(1 for r in self.workers.values() if not r.stopping) >= wanted
+        return self.roster.live >= self.plan.total
 
     def _stop_worker(self, record: WorkerRecord, why: str) -> None:
         log.info("stopping worker %d [%s]: %s", record.pid, record.group.name, why)
-        record.stopping = True
+        self.roster.retire(record)
         self._kill(record.pid, signal.SIGQUIT)
 
     def spawn_worker(self, group: QueueGroup, index: int) -> bool:
@@ -636,7 +630,7 @@ class Arbiter:
         if self.options.own_process_groups:
             with contextlib.suppress(OSError):  # the child already did it, or has already exited
                 os.setpgid(pid, pid)
-        self.workers[pid] = WorkerRecord(pid, context, time.monotonic())
+        self.roster.add(WorkerRecord(pid, context, time.monotonic()))
         log.info("spawned worker %d [%s] #%d as %s", pid, group.name, index, name)
         try:
             run_hooks("after_spawn", pid, context)
@@ -674,8 +668,7 @@ class Arbiter:
         return f"{self.plan.total} workers from {self.plan.source}: " + ", ".join(parts)
 
     def status_line(self) -> str:
-        live = sum(1 for r in self.workers.values() if not r.stopping)
-        text = f"{live}/{0 if self.spawning_paused else self.plan.total} workers"
+        text = f"{self.roster.live}/{0 if self.spawning_paused else self.plan.total} workers"
         backing_off = [
             self.health[g.identity].describe(g.name)
             for g in self.plan.groups
@@ -688,8 +681,14 @@ class Arbiter:
         return text
 
     def update_title(self) -> None:
-        pids = ", ".join(str(pid) for pid in self.workers)
-        setproctitle(f"rqpool-master[{self.options.app_name}]: {self.state}: managing [{pids}] ({self.status_line()})")
+        """resque-pool's title, listing every worker pid; the list is rebuilt only when it changes."""
+        if self._pid_list[0] != self.roster.version:
+            self._pid_list = (self.roster.version, ", ".join(str(pid) for pid in self.workers))
+        pids = self._pid_list[1]
+        title = f"rqpool-master[{self.options.app_name}]: {self.state}: managing [{pids}] ({self.status_line()})"
+        if title != self._title:
+            self._title = title
+            setproctitle(title)
 
     def _notify(self, message: str) -> None:
         if self.on_status is not None:

@@ -173,7 +173,7 @@ def test_signalling_a_worker_that_is_already_gone_is_survived(caplog):
     os.waitpid(pid, 0)
     group = QueueGroup(("foo",), 1)
     arbiter = Arbiter(PoolPlan((group,), "test"), PoolOptions())
-    arbiter.workers[pid] = WorkerRecord(pid, WorkerContext(group, 0, "gone", os.getpid()), time.monotonic())
+    arbiter.roster.add(WorkerRecord(pid, WorkerContext(group, 0, "gone", os.getpid()), time.monotonic()))
     caplog.set_level("DEBUG", "django_rq_pool")
     for signum in (signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT, signal.SIGKILL):
         arbiter.signal_workers(signum)

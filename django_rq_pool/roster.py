@@ -1,0 +1,110 @@
+"""The master's bookkeeping of its workers: who runs, and who holds which slot of which list.
+
+A queue list with ``count: 3`` has slots 0, 1 and 2. A worker holds its slot from its fork until
+it exits or is told to stop (its replacement may then start while it finishes its job). Every
+change costs O(1) in the number of workers and names the list it touched, so the master's loop
+looks at that list only: replacing a dead worker costs the same at 64 workers as at 1.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .hooks import WorkerContext
+from .plan import QueueGroup
+
+Identity = tuple
+
+
+@dataclass
+class WorkerRecord:
+    """A forked worker as the master knows it."""
+
+    pid: int
+    context: WorkerContext
+    started: float
+    stopping: bool = False
+    killed: bool = False  # SIGKILLed by the master when it ignored a stop
+    kill_reason: str | None = None  # why the master killed it (stuck), for the janitor's job failure
+
+    @property
+    def group(self) -> QueueGroup:
+        return self.context.group
+
+
+class Roster:
+    """Every unreaped worker by pid, and the live ones by slot."""
+
+    def __init__(self) -> None:
+        self.records: dict[int, WorkerRecord] = {}  # stopping workers included, until reaped
+        self.live = 0  # workers holding a slot
+        self.version = 0  # bumped whenever ``records`` gains or loses a pid
+        self._held: dict[Identity, dict[int, WorkerRecord]] = {}
+        self._vacant: dict[Identity, set[int]] = {}
+        self._counts: dict[Identity, int] = {}
+        self._changed: set[Identity] = set()
+
+    def plan(self, groups: Iterable[QueueGroup]) -> None:
+        """Take new counts (start, reload, TTIN/TTOU, WINCH): every list is looked at again."""
+        self._counts = {group.identity: group.count for group in groups}
+        for identity in self._held.keys() | self._counts.keys():
+            held = self._held.setdefault(identity, {})
+            self._vacant[identity] = {i for i in range(self._counts.get(identity, 0)) if i not in held}
+            self._changed.add(identity)
+
+    def add(self, record: WorkerRecord) -> None:
+        identity, index = record.group.identity, record.context.index
+        self._held.setdefault(identity, {})[index] = record
+        self._vacant.setdefault(identity, set()).discard(index)
+        self.records[record.pid] = record
+        self.live += 1
+        self.version += 1
+
+    def remove(self, pid: int) -> WorkerRecord | None:
+        """A reaped pid: its record, if it was a worker (its slot is free again)."""
+        record = self.records.pop(pid, None)
+        if record is not None:
+            self.version += 1
+            self._release(record)
+        return record
+
+    def retire(self, record: WorkerRecord) -> None:
+        """Told to stop: it keeps running until reaped, but no longer holds its slot."""
+        if not record.stopping:
+            record.stopping = True
+            self._release(record)
+
+    def _release(self, record: WorkerRecord) -> None:
+        identity, index = record.group.identity, record.context.index
+        held = self._held.get(identity, {})
+        if held.get(index) is not record:
+            return  # already released (it was told to stop before it exited)
+        del held[index]
+        self.live -= 1
+        if index < self._counts.get(identity, 0):
+            self._vacant[identity].add(index)
+        self._changed.add(identity)
+
+    def touch(self, identity: Identity) -> None:
+        """Look at this list again on the next pass (its backoff ended, it recovered)."""
+        self._changed.add(identity)
+
+    def take_changed(self) -> set[Identity]:
+        changed, self._changed = self._changed, set()
+        return changed
+
+    def holders(self, identity: Identity) -> list[WorkerRecord]:
+        return list(self._held.get(identity, {}).values())
+
+    def surplus(self, identity: Identity) -> list[WorkerRecord]:
+        """The oldest workers above the list's count (TTOU, a smaller count on reload)."""
+        held = self._held.get(identity, {})
+        extra = len(held) - self._counts.get(identity, 0)
+        return heapq.nsmallest(extra, held.values(), key=lambda r: r.started) if extra > 0 else []
+
+    def missing(self, identity: Identity) -> list[int]:
+        """Free slots to fill, lowest first."""
+        need = self._counts.get(identity, 0) - len(self._held.get(identity, {}))
+        return heapq.nsmallest(need, self._vacant.get(identity, ())) if need > 0 else []
