@@ -41,6 +41,7 @@ from .linux import become_subreaper, child_pids
 from .log_files import reopen as reopen_log_files
 from .options import PoolOptions
 from .plan import PoolPlan, QueueGroup
+from .readiness import announced
 from .roster import Identity, Roster, WorkerRecord
 from .worker import EXIT_HOOK_FAILED
 
@@ -123,6 +124,7 @@ class Arbiter:
     monitor: HeartbeatMonitor | None = None
     pending_janitors: list = field(default_factory=list)  # (WorkerRecord, status) whose janitor fork failed
     _wakeup: tuple[int, int] = (-1, -1)
+    _listening: tuple[int, int] = (-1, -1)  # workers write their pid here once they dequeue (readiness.py)
     _sequence: int = 0
     _pid_list: tuple[int, str] = (-1, "")  # (roster version, its pids) for the process title
     _title: str = ""
@@ -172,12 +174,13 @@ class Arbiter:
             return EXIT_ERROR
         finally:
             signal.set_wakeup_fd(-1)
-            for fd in self._wakeup:
+            for fd in self._wakeup + self._listening:
                 os.close(fd)
 
     def _install_signals(self) -> None:
         read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._wakeup = (read_fd, write_fd)
+        self._listening = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
         for signum in MASTER_SIGNALS:
             signal.signal(signum, self._enqueue_signal)
@@ -190,6 +193,8 @@ class Arbiter:
 
     def loop_once(self) -> None:
         self.reap_children()
+        for pid in announced(self._listening[0]):
+            self.roster.mark_listening(pid)
         while self.signals:
             self.handle_signal(self.signals.popleft())
             self.reap_children()
@@ -216,10 +221,10 @@ class Arbiter:
         if deadlines:
             timeout = max(0.0, min(timeout, min(deadlines) - now))
         try:
-            readable, _, _ = select.select([self._wakeup[0]], [], [], timeout)
+            readable, _, _ = select.select([self._wakeup[0], self._listening[0]], [], [], timeout)
         except InterruptedError:
             return
-        if readable:
+        if self._wakeup[0] in readable:
             try:
                 while os.read(self._wakeup[0], 4096):
                     pass
@@ -314,7 +319,7 @@ class Arbiter:
         if pid == 0:
             code = 1
             try:
-                if enter_child(f"janitor:{record.group.name}", self.pid, self._wakeup):
+                if enter_child(f"janitor:{record.group.name}", self.pid, self._wakeup + self._listening):
                     # Finish the accounting whatever stops the pool: the master's exit (QUIT), a Ctrl-C
                     # or a TERM sent to every process. It gives up by itself (see janitor.py).
                     for signum in (signal.SIGQUIT, signal.SIGINT, signal.SIGTERM):
@@ -358,7 +363,7 @@ class Arbiter:
             code = 1
             try:
                 os.close(read_fd)
-                if enter_child("heartbeat-check", self.pid, self._wakeup):
+                if enter_child("heartbeat-check", self.pid, self._wakeup + self._listening):
                     setproctitle(f"rqpool-heartbeat[{self.options.app_name}]: checking {len(watched)} workers")
                     code = run_monitor(watched, write_fd, monitor.interval)
             finally:
@@ -623,7 +628,7 @@ class Arbiter:
         if pid == 0:
             if self.options.own_process_groups:
                 os.setpgid(0, 0)
-            run_worker(context, self.options, self._wakeup)
+            run_worker(context, self.options, (*self._wakeup, self._listening[0]), self._listening[1])
         if pid < 0:
             self._record_failure(group, "fork failed")
             return False

@@ -39,8 +39,8 @@ def early_stop() -> int | None:
     return _early_stop
 
 
-def enter_child(label: str, master_pid: int, wakeup_fds: tuple[int, ...], remember_stop: bool = False) -> bool:
-    """Drop the master's signal handling and wake-up pipe; False if the master is already gone.
+def enter_child(label: str, master_pid: int, master_fds: tuple[int, ...], remember_stop: bool = False) -> bool:
+    """Drop the master's signal handling and pipes (``master_fds``); False if the master is already gone.
 
     The master forks with its signals blocked (so the child never runs the master's handlers);
     they are unblocked here once the child's own dispositions are in place. With
@@ -57,7 +57,7 @@ def enter_child(label: str, master_pid: int, wakeup_fds: tuple[int, ...], rememb
             signal.signal(signum, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTER_SIGNALS)
     signal.set_wakeup_fd(-1)
-    for fd in wakeup_fds:
+    for fd in master_fds:
         os.close(fd)
     set_process_label(label)
     gc.enable()

@@ -3,28 +3,42 @@
 The arbiter's ``on_ready`` fires once every worker is forked. A forked worker still has to build
 its rq worker, connect to Redis and register, which takes about a second. Daemon readiness, the
 hot-swap handover and systemd's READY=1 wait for that too, so "up" means "listening". The master
-never talks to Redis: it reads its workers' process titles instead, which rq sets to
-``rq:worker:<name>: Listening on ...`` only after registering (and to later states afterwards).
+never talks to Redis and never polls its workers: each worker writes its pid once to a pipe the
+master sleeps on when it starts to dequeue (:func:`announce`), and the roster counts them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import struct
 from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
 
-RQ_TITLE = b"rq:worker:"
+MESSAGE = struct.Struct("=i")  # a pid: 4 bytes, well under PIPE_BUF, so every write is atomic
 
 
-def is_listening(pid: int) -> bool:
-    """True once rq has set this worker's process title (it has registered and dequeues)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return handle.read(len(RQ_TITLE)) == RQ_TITLE
-    except OSError:
-        return False
+def announce(fd: int) -> None:
+    """In a worker: say "listening" on the master's pipe, then close it."""
+    with contextlib.suppress(OSError):  # the master is gone, or not reading: it will not wait for us
+        os.write(fd, MESSAGE.pack(os.getpid()))
+    os.close(fd)
+
+
+def announced(fd: int) -> list[int]:
+    """In the master: the pids written to the pipe since the last call."""
+    pids = []
+    while True:
+        try:
+            data = os.read(fd, 4096)  # a multiple of the message size: whole messages only
+        except BlockingIOError:
+            return pids
+        if not data:
+            return pids
+        pids.extend(pid for (pid,) in MESSAGE.iter_unpack(data))
 
 
 class ListeningGate:
@@ -39,12 +53,9 @@ class ListeningGate:
         self.on_tick(arbiter)
 
     def on_tick(self, arbiter: Any) -> None:
-        if not self.armed or arbiter.stop_mode is not None:
-            return
-        live = [r.pid for r in arbiter.workers.values() if not r.stopping]
-        if len(live) < arbiter.plan.total or not all(is_listening(pid) for pid in live):
+        if not self.armed or arbiter.stop_mode is not None or arbiter.roster.listening < arbiter.plan.total:
             return
         self.armed = False
-        log.info("all %d workers are listening", len(live))
+        log.info("all %d workers are listening", arbiter.roster.listening)
         for listener in self.listeners:
             listener(arbiter)

@@ -28,6 +28,7 @@ class WorkerRecord:
     stopping: bool = False
     killed: bool = False  # SIGKILLed by the master when it ignored a stop
     kill_reason: str | None = None  # why the master killed it (stuck), for the janitor's job failure
+    listening: bool = False  # it said it has registered with Redis and dequeues (readiness.py)
 
     @property
     def group(self) -> QueueGroup:
@@ -40,6 +41,7 @@ class Roster:
     def __init__(self) -> None:
         self.records: dict[int, WorkerRecord] = {}  # stopping workers included, until reaped
         self.live = 0  # workers holding a slot
+        self.listening = 0  # of those, the ones that said they are listening
         self.version = 0  # bumped whenever ``records`` gains or loses a pid
         self._held: dict[Identity, dict[int, WorkerRecord]] = {}
         self._vacant: dict[Identity, set[int]] = {}
@@ -76,6 +78,12 @@ class Roster:
             record.stopping = True
             self._release(record)
 
+    def mark_listening(self, pid: int) -> None:
+        record = self.records.get(pid)
+        if record is not None and not record.stopping and not record.listening:
+            record.listening = True
+            self.listening += 1
+
     def _release(self, record: WorkerRecord) -> None:
         identity, index = record.group.identity, record.context.index
         held = self._held.get(identity, {})
@@ -83,6 +91,7 @@ class Roster:
             return  # already released (it was told to stop before it exited)
         del held[index]
         self.live -= 1
+        self.listening -= record.listening
         if index < self._counts.get(identity, 0):
             self._vacant[identity].add(index)
         self._changed.add(identity)

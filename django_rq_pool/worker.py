@@ -37,6 +37,7 @@ from .hooks import WorkerContext, run_hooks
 from .log_files import enter_worker as use_worker_log_file
 from .log_files import reopen_on_signal
 from .options import PoolOptions
+from .readiness import announce
 from .unblock import interrupt_blocking_dequeue, is_unblock_error
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class PoolWorkerMixin:
     _pool_paused = False
     _pool_kill_reason: str | None = None
     _pool_kill_pending = False  # USR1 while busy but between job-child forks
+    pool_listening_fd = -1  # the master's pipe, until this worker says it listens (readiness.py)
 
     def _install_signal_handlers(self) -> None:
         signal.signal(signal.SIGINT, self.request_stop)
@@ -208,6 +210,9 @@ class PoolWorkerMixin:
         warm stop that lands just before the blocking command reaches Redis finds nothing for
         CLIENT UNBLOCK to end, and would otherwise wait out rq's whole dequeue timeout.
         """
+        if self.pool_listening_fd >= 0:
+            announce(self.pool_listening_fd)  # registered, about to dequeue for the first time
+            self.pool_listening_fd = -1
         idle_since = time.monotonic()
         while True:
             self._pool_wait_while_paused()
@@ -298,16 +303,19 @@ def _max_jobs(limit: int | None) -> int | None:
     return None if limit is None else limit + random.randint(0, limit // 10)
 
 
-def run_worker(context: WorkerContext, options: PoolOptions, wakeup_fds: tuple[int, ...]) -> NoReturn:
+def run_worker(
+    context: WorkerContext, options: PoolOptions, master_fds: tuple[int, ...], listening_fd: int
+) -> NoReturn:
     """Entry point in the forked child; never returns into the master's stack."""
     status = 0
     try:
-        if not enter_child(context.group.name, context.master_pid, wakeup_fds, remember_stop=True):
+        if not enter_child(context.group.name, context.master_pid, master_fds, remember_stop=True):
             log.warning("master %d is gone before the worker started; exiting", context.master_pid)
             os._exit(0)
         use_worker_log_file(context.group.name, context.index)
         _drop_inherited_db_connections()
         worker = build_worker(context, options)
+        worker.pool_listening_fd = listening_fd
         try:
             run_hooks("after_prefork", worker, context)
         except Exception:

@@ -17,6 +17,7 @@ from django_rq_pool.daemon import Readiness
 from django_rq_pool.log_files import LogFiles, ReopenableFileHandler, expand
 from django_rq_pool.pidfile import PidFile, PidFileError, is_alive, live_owner, read_pid
 from django_rq_pool.plan import PoolPlan, QueueGroup, WorkerOptions
+from django_rq_pool.readiness import announce, announced
 from django_rq_pool.scaling import apply_counts, parse_counts
 from django_rq_pool.systemd import Notifier
 
@@ -201,4 +202,16 @@ def test_readiness_reports_once():
     assert not readiness.pending
     assert os.read(read_fd, 100) == b"FAILED 2 bad thing\n"
     assert os.read(read_fd, 100) == b""
+    os.close(read_fd)
+
+
+def test_listening_announcements_are_read_whole_and_in_order():
+    read_fd, write_fd = os.pipe2(os.O_NONBLOCK)
+    assert announced(read_fd) == []
+    for _ in range(3):
+        announce(os.dup(write_fd))  # each worker writes once on its own copy, then closes it
+    assert announced(read_fd) == [os.getpid()] * 3
+    assert announced(read_fd) == []
+    os.close(write_fd)
+    assert announced(read_fd) == []  # no writer left: end of file, not an error
     os.close(read_fd)
