@@ -12,7 +12,9 @@ naming the module and what failed where (a :class:`~django_rq_pool.config.Config
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import importlib.metadata
 import logging
 import traceback
 
@@ -30,6 +32,21 @@ DISCOVERED = ("jobs", "tasks")
 WORKER_IMPORTS = ("encodings.idna",)
 LISTED = "settings.RQ_POOL_PRELOAD"
 DISCOVER = "settings.RQ_POOL_PRELOAD_DISCOVER"
+
+
+def warm_worker_caches() -> None:
+    """Build in the master what every worker would otherwise build for itself, privately.
+
+    rq parses each job's timestamps with ``datetime.strptime``, whose first call imports
+    ``_strptime`` and compiles a regular expression for the format (half of what a worker's
+    first job un-shared). Each redis-py client looks its own version up with
+    ``importlib.metadata``, which caches the listings of ``sys.path`` it reads.
+    """
+    from rq.utils import now, utcformat, utcparse
+
+    utcparse(utcformat(now()))
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        importlib.metadata.version("redis")
 
 
 def listed_modules() -> list[str]:
@@ -77,6 +94,7 @@ def preload_job_modules() -> list[str]:
     """Import the configured job modules; returns their names. Raises ConfigError on the first failure."""
     for name in WORKER_IMPORTS:
         importlib.import_module(name)
+    warm_worker_caches()
     listed = listed_modules()
     import_modules(listed, LISTED)
     discovered = [name for name in discovered_modules() if name not in listed]
