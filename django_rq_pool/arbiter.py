@@ -8,7 +8,7 @@ included) into a byte on a pipe that the loop sleeps on. Each pass of the loop:
 3. maintains the plan for the queue lists that changed (see roster.py): forks missing workers
    (with crash-loop backoff) and warm-stops surplus ones, then forks a janitor for each worker
    that died (after its replacement); or, while stopping, escalates overdue stops;
-4. sleeps until the next signal or deadline.
+4. sleeps until the next signal, message on one of its pipes, or deadline: an idle pool has no tick.
 
 The loop's work per event does not grow with the number of workers.
 """
@@ -55,7 +55,8 @@ EXIT_PIDFILE = 4
 EXIT_FORCED = 5  # a stop had to SIGKILL workers that ignored it
 BACKOFF_BASE = 1.0
 MAX_QUEUED_SIGNALS = 100
-IDLE_SLEEP = 1.0
+IDLE_SLEEP = 60.0  # the longest sleep: passes come from signals, pipes and deadlines, not a tick
+JANITOR_RETRY = 1.0  # seconds between attempts to fork a janitor after fork() failed
 
 
 class PoolExit(Exception):
@@ -110,6 +111,7 @@ class Arbiter:
     on_ready: Callable[[Arbiter], None] | None = None
     on_status: Callable[[Arbiter, str], None] | None = None
     on_tick: Callable[[Arbiter], None] | None = None  # once per pass of the loop (watchdog, readiness)
+    tick_every: float = IDLE_SLEEP  # the longest sleep (a systemd watchdog shortens it)
     roster: Roster = field(default_factory=Roster)
     janitors: dict[int, Janitor] = field(default_factory=dict)
     health: dict[Identity, GroupHealth] = field(default_factory=dict)
@@ -195,6 +197,8 @@ class Arbiter:
         self.reap_children()
         for pid in announced(self._listening[0]):
             self.roster.mark_listening(pid)
+        if self.monitor is not None:
+            self.monitor.drain()
         while self.signals:
             self.handle_signal(self.signals.popleft())
             self.reap_children()
@@ -211,17 +215,15 @@ class Arbiter:
         self.sleep()
 
     def sleep(self) -> None:
+        """Until a signal, a message on a pipe, or the next deadline: an idle pool has no tick."""
         if self.signals:
             return
-        timeout = IDLE_SLEEP
         now = time.monotonic()
-        deadlines = [h.next_spawn for h in self.health.values() if h.next_spawn > now]
-        if self.stop_deadline is not None:
-            deadlines.append(self.stop_deadline)
-        if deadlines:
-            timeout = max(0.0, min(timeout, min(deadlines) - now))
+        pipes = [self._wakeup[0], self._listening[0]]
+        if self.monitor is not None and self.monitor.fd >= 0:
+            pipes.append(self.monitor.fd)  # drained as it comes, so a long report never blocks the check
         try:
-            readable, _, _ = select.select([self._wakeup[0], self._listening[0]], [], [], timeout)
+            readable, _, _ = select.select(pipes, [], [], max(0.0, self._next_deadline(now) - now))
         except InterruptedError:
             return
         if self._wakeup[0] in readable:
@@ -230,6 +232,22 @@ class Arbiter:
                     pass
             except BlockingIOError:
                 pass
+
+    def _next_deadline(self, now: float) -> float:
+        """When the loop must look again even if nothing happens."""
+        deadlines = [now + self.tick_every]
+        deadlines.extend(h.next_spawn for h in self.health.values())  # backoff ends
+        for identity, health in self.health.items():
+            starts = [r.started for r in self.roster.holders(identity)] if health.failures else []
+            if starts:
+                deadlines.append(min(starts) + self.options.min_uptime)  # a failing list recovers
+        if self.stop_deadline is not None:
+            deadlines.append(self.stop_deadline)
+        if self.monitor is not None and self.monitor.pid is None and self.workers:
+            deadlines.append(self.monitor.next_check)
+        if self.pending_janitors:
+            deadlines.append(now + JANITOR_RETRY)
+        return min(d for d in deadlines if d > now)
 
     # -- reaping -------------------------------------------------------------------------
 
@@ -350,7 +368,6 @@ class Arbiter:
         monitor = self.monitor
         if monitor is None:
             return
-        monitor.drain()
         if not monitor.due(time.monotonic()) or not self.workers:
             return
         watched = [

@@ -107,6 +107,11 @@ class HeartbeatMonitor:
     _fd: int = -1
     _buffer: bytes = b""
 
+    @property
+    def fd(self) -> int:
+        """The running check's pipe, -1 between checks."""
+        return self._fd
+
     def due(self, now: float) -> bool:
         return self.pid is None and now >= self.next_check
 

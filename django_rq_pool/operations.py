@@ -89,11 +89,11 @@ class Service:
             raise OperationsError(str(exc), EXIT_PIDFILE) from None
         log.info("pidfile %s written (pid %d)", self.pidfile.path, self.pidfile.written_pid)
 
-    def callbacks(self) -> dict[str, Callable[..., None]]:
-        """The arbiter's on_ready / on_status / on_tick."""
+    def callbacks(self) -> dict[str, Any]:
+        """The arbiter's on_ready / on_status / on_tick, and how often it must tick."""
         gate = ListeningGate()
         ticks: list[Callable[[Any], None]] = [gate.on_tick]
-        callbacks: dict[str, Callable[..., None]] = {"on_ready": gate.on_ready}
+        callbacks: dict[str, Any] = {"on_ready": gate.on_ready}
         if self.readiness is not None:
             readiness = self.readiness
             gate.listeners.append(lambda arbiter: readiness.ready())
@@ -106,6 +106,8 @@ class Service:
                 None if message == "READY=1" else notifier.on_status(arbiter, message)
             )
             ticks.append(notifier.on_tick)
+            if notifier.watchdog_interval is not None:
+                callbacks["tick_every"] = notifier.watchdog_interval
 
         def on_tick(arbiter: Any) -> None:
             for tick in ticks:

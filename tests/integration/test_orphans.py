@@ -38,6 +38,7 @@ def test_an_unexpected_master_error_exits_1_and_lets_each_worker_finish_its_job(
     job = queue("foo").enqueue(SLOW, "in-flight", 3)
     wait_started(redis_client)
     fault.touch()
+    pool.signal(signal.SIGCONT)  # an idle master sleeps until something happens; CONT is harmless
     assert pool.wait_exit() == 1
     log = pool.log()
     assert "master failed:" in log
