@@ -53,6 +53,9 @@ class Roster:
         self._counts = {group.identity: group.count for group in groups}
         for identity in self._held.keys() | self._counts.keys():
             held = self._held.setdefault(identity, {})
+            if not held and identity not in self._counts:  # a list gone from the plan, its workers too
+                del self._held[identity], self._vacant[identity]
+                continue
             self._vacant[identity] = {i for i in range(self._counts.get(identity, 0)) if i not in held}
             self._changed.add(identity)
 

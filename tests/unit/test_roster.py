@@ -79,3 +79,16 @@ def test_a_larger_count_adds_slots_after_the_held_ones():
     _started(roster, FOO)
     roster.plan((QueueGroup(("foo",), 5),))
     assert roster.missing(FOO.identity) == [3, 4]
+
+
+def test_a_list_gone_from_the_plan_is_forgotten_once_its_workers_are():
+    roster = Roster()
+    roster.plan((FOO, BAR))
+    records = _started(roster, FOO, BAR)
+    roster.plan((FOO,))
+    roster.retire(records[3])
+    roster.remove(records[3].pid)
+    roster.take_changed()
+    roster.plan((FOO,))
+    assert roster.take_changed() == {FOO.identity}
+    assert roster.holders(BAR.identity) == [] and roster.missing(BAR.identity) == []
