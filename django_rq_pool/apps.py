@@ -4,7 +4,7 @@ from types import ModuleType
 
 from django.apps import AppConfig
 
-from .collector import pause_while_loading
+from django_rq_pool.master.collector import pause_while_loading
 
 
 class RqPoolConfig(AppConfig):

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .plan import QueueGroup
+from django_rq_pool.config.plan import QueueGroup
 
 HOOK_KINDS = ("setup", "after_prefork", "after_spawn")
 AUTODISCOVER_MODULE = "rqpool_hooks"
@@ -58,7 +58,7 @@ def load_hooks(paths: dict[str, list[str]] | None) -> None:
     """Import ``rqpool_hooks`` modules of installed apps and the dotted paths from settings."""
     from django.utils.module_loading import autodiscover_modules, import_string
 
-    from .config import ConfigError
+    from django_rq_pool.config.loader import ConfigError
 
     autodiscover_modules(AUTODISCOVER_MODULE)
     for kind, dotted in (paths or {}).items():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from django_rq_pool.collector import is_rqpool_process
+from django_rq_pool.master.collector import is_rqpool_process
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from django_rq_pool.config import ConfigError, choose_environment, find_source, parse_config, parse_yaml, read_file
-from django_rq_pool.plan import WorkerOptions
-from django_rq_pool.validation import validate_plan
+from django_rq_pool.config.loader import (
+    ConfigError,
+    choose_environment,
+    find_source,
+    parse_config,
+    parse_yaml,
+    read_file,
+)
+from django_rq_pool.config.plan import WorkerOptions
+from django_rq_pool.config.validation import validate_plan
 
 SEED = 'foo: 1\nbar: 2\n"foo,bar,baz": 4\n'
 

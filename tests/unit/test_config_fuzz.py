@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from django_rq_pool.config import MAX_FILE_BYTES, ConfigError, parse_config, parse_yaml, read_file
-from django_rq_pool.plan import PoolPlan
-from django_rq_pool.validation import resolve_class, validate_plan
+from django_rq_pool.config.loader import MAX_FILE_BYTES, ConfigError, parse_config, parse_yaml, read_file
+from django_rq_pool.config.plan import PoolPlan
+from django_rq_pool.config.validation import resolve_class, validate_plan
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 YAML_PIECES = [

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import time
 
-from django_rq_pool.heartbeat import HeartbeatMonitor, heartbeat_interval, worker_heartbeat_kwargs
+from django_rq_pool.common.heartbeat_rule import heartbeat_interval, worker_heartbeat_kwargs
+from django_rq_pool.master.stuck import HeartbeatMonitor
 
 
 def check(monitor: HeartbeatMonitor, report: str, live: dict[int, float], ok: bool = True) -> list[int]:

@@ -12,14 +12,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from django_rq_pool.config import ConfigError
-from django_rq_pool.daemon import Readiness
-from django_rq_pool.log_files import LogFiles, ReopenableFileHandler, expand
-from django_rq_pool.pidfile import PidFile, PidFileError, is_alive, live_owner, read_pid
-from django_rq_pool.plan import PoolPlan, QueueGroup, WorkerOptions
-from django_rq_pool.readiness import announce, announced
-from django_rq_pool.scaling import apply_counts, parse_counts
-from django_rq_pool.systemd import Notifier
+from django_rq_pool.common.listening_pipe import announce, announced
+from django_rq_pool.common.log_files import LogFiles, ReopenableFileHandler, expand
+from django_rq_pool.config.env_counts import apply_counts, parse_counts
+from django_rq_pool.config.loader import ConfigError
+from django_rq_pool.config.plan import PoolPlan, QueueGroup, WorkerOptions
+from django_rq_pool.service.daemon import Readiness
+from django_rq_pool.service.pidfile import PidFile, PidFileError, is_alive, live_owner, read_pid
+from django_rq_pool.service.systemd import Notifier
 
 
 def dead_pid() -> int:

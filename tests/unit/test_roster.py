@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from django_rq_pool.config.plan import QueueGroup
 from django_rq_pool.hooks import WorkerContext
-from django_rq_pool.plan import QueueGroup
-from django_rq_pool.roster import Roster, WorkerRecord
+from django_rq_pool.master.roster import Roster, WorkerRecord
 
 FOO = QueueGroup(("foo",), 3)
 BAR = QueueGroup(("bar",), 1)

@@ -6,7 +6,7 @@ from typing import Any
 
 from rq.worker import Worker
 
-from django_rq_pool.worker import PoolWorkerMixin
+from django_rq_pool.worker.mixin import PoolWorkerMixin
 
 
 class CustomForkWorker(Worker):

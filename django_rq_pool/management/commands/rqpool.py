@@ -1,4 +1,4 @@
-"""``manage.py rqpool``: the command-line face of :mod:`django_rq_pool.runner`."""
+"""``manage.py rqpool``: the command-line face of :mod:`django_rq_pool.service.runner`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from django_rq_pool.arbiter import EXIT_CONFIG
-from django_rq_pool.logs import level_for_verbosity
-from django_rq_pool.operations import Operations
-from django_rq_pool.options import TERM_MODES, PoolOptions
-from django_rq_pool.runner import Request, default_app_name, run_pool
+from django_rq_pool.common.exit_codes import EXIT_CONFIG
+from django_rq_pool.common.logs import level_for_verbosity
+from django_rq_pool.config.options import TERM_MODES, PoolOptions
+from django_rq_pool.service.operations import Operations
+from django_rq_pool.service.runner import Request, default_app_name, run_pool
 
 
 class Command(BaseCommand):

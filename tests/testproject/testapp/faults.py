@@ -9,7 +9,7 @@ import os
 
 
 def install(path: str) -> None:
-    from django_rq_pool.arbiter import Arbiter
+    from django_rq_pool.master.arbiter import Arbiter
 
     original = Arbiter.update_title
 

@@ -33,26 +33,22 @@ from uuid import uuid4
 import psutil
 from setproctitle import setproctitle
 
-from .child import MASTER_SIGNALS, enter_child
-from .config import ConfigError
-from .heartbeat import HeartbeatMonitor, Watched, heartbeat_interval, run_monitor
-from .hooks import WorkerContext, run_hooks
-from .linux import become_subreaper, child_pids
-from .log_files import reopen as reopen_log_files
-from .options import PoolOptions
-from .plan import PoolPlan, QueueGroup
-from .readiness import announced
-from .roster import Identity, Roster, WorkerRecord
-from .worker import EXIT_HOOK_FAILED
+from django_rq_pool.common.child import MASTER_SIGNALS, enter_child
+from django_rq_pool.common.exit_codes import EXIT_ERROR, EXIT_FORCED, EXIT_GAVE_UP, EXIT_OK, WORKER_HOOK_FAILED
+from django_rq_pool.common.heartbeat_rule import heartbeat_interval
+from django_rq_pool.common.linux import become_subreaper, child_pids
+from django_rq_pool.common.listening_pipe import announced
+from django_rq_pool.common.log_files import reopen as reopen_log_files
+from django_rq_pool.config.loader import ConfigError
+from django_rq_pool.config.options import PoolOptions
+from django_rq_pool.config.plan import PoolPlan, QueueGroup
+from django_rq_pool.helpers.heartbeat_check import Watched, run_monitor
+from django_rq_pool.hooks import WorkerContext, run_hooks
+from django_rq_pool.master.roster import Identity, Roster, WorkerRecord
+from django_rq_pool.master.stuck import HeartbeatMonitor
 
 log = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_CONFIG = 2
-EXIT_GAVE_UP = 3
-EXIT_PIDFILE = 4
-EXIT_FORCED = 5  # a stop had to SIGKILL workers that ignored it
 BACKOFF_BASE = 1.0
 MAX_QUEUED_SIGNALS = 100
 IDLE_SLEEP = 60.0  # the longest sleep: passes come from signals, pipes and deadlines, not a tick
@@ -278,7 +274,7 @@ class Arbiter:
         log.log(level, "worker %d [%s] %s after %.1fs", record.pid, group.name, describe_status(status), uptime)
         if abnormal:
             self._kill_strays()
-            if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_HOOK_FAILED):
+            if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == WORKER_HOOK_FAILED):
                 self.pending_janitors.append((record, status))  # a worker whose hook failed never took a job
         if self.options.burst and not abnormal:
             self.finished_slots.add((group.identity, record.context.index))
@@ -326,7 +322,7 @@ class Arbiter:
                 continue
 
     def _spawn_janitor(self, record: WorkerRecord, status: int) -> None:
-        from .janitor import run_janitor
+        from django_rq_pool.helpers.janitor import run_janitor
 
         reason = (
             f"worker {record.context.name} (pid {record.pid}, queues {record.group.name}) "
@@ -636,7 +632,7 @@ class Arbiter:
         self._kill(record.pid, signal.SIGQUIT)
 
     def spawn_worker(self, group: QueueGroup, index: int) -> bool:
-        from .worker import run_worker
+        from django_rq_pool.worker.mixin import run_worker
 
         self._sequence += 1
         name = f"{self.hostname}.{self.pid}.{self._sequence}.{uuid4().hex[:6]}"

@@ -1,7 +1,7 @@
 """Reading the pool configuration: where it comes from, and turning it into a plan.
 
 Everything here is pure (no Django, no Redis) so it can be checked quickly and fuzzed.
-Checks that need the Django settings live in :mod:`django_rq_pool.validation`.
+Checks that need the Django settings live in :mod:`django_rq_pool.config.validation`.
 
 Format (YAML or ``settings.RQ_POOL``)::
 
@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from .plan import DEQUEUE_STRATEGIES, PoolPlan, QueueGroup, WorkerOptions
+from django_rq_pool.config.plan import DEQUEUE_STRATEGIES, PoolPlan, QueueGroup, WorkerOptions
 
 DEFAULT_PATHS = ("rq-pool.yml", "config/rq-pool.yml")
 CONFIG_ENV_VAR = "RQ_POOL_CONFIG"

@@ -31,19 +31,18 @@ from rq.exceptions import StopRequested
 from rq.utils import now
 from rq.worker import SimpleWorker, Worker, WorkerStatus
 
-from .child import early_stop, enter_child
-from .heartbeat import worker_heartbeat_kwargs
-from .hooks import WorkerContext, run_hooks
-from .log_files import enter_worker as use_worker_log_file
-from .log_files import reopen_on_signal
-from .options import PoolOptions
-from .readiness import announce
-from .unblock import interrupt_blocking_dequeue, is_unblock_error
+from django_rq_pool.common.child import early_stop, enter_child
+from django_rq_pool.common.exit_codes import WORKER_BOOT_FAILED, WORKER_HOOK_FAILED
+from django_rq_pool.common.heartbeat_rule import worker_heartbeat_kwargs
+from django_rq_pool.common.listening_pipe import announce
+from django_rq_pool.common.log_files import enter_worker as use_worker_log_file
+from django_rq_pool.common.log_files import reopen_on_signal
+from django_rq_pool.config.options import PoolOptions
+from django_rq_pool.hooks import WorkerContext, run_hooks
+from django_rq_pool.worker.unblock import interrupt_blocking_dequeue, is_unblock_error
 
 log = logging.getLogger(__name__)
 
-EXIT_HOOK_FAILED = 3
-EXIT_BOOT_FAILED = 4
 STOP_CHECK_SECONDS = 5
 THREAD_BLOCKED_SIGNALS = signal.valid_signals() - {
     signal.SIGSEGV,
@@ -320,7 +319,7 @@ def run_worker(
             run_hooks("after_prefork", worker, context)
         except Exception:
             log.error("after_prefork hook failed in worker %d:\n%s", os.getpid(), traceback.format_exc())
-            os._exit(EXIT_HOOK_FAILED)
+            os._exit(WORKER_HOOK_FAILED)
         group_options = context.group.options
         worker.work(
             burst=options.burst,
@@ -334,7 +333,7 @@ def run_worker(
         status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:
         log.error("worker %d failed:\n%s", os.getpid(), traceback.format_exc())
-        status = EXIT_BOOT_FAILED
+        status = WORKER_BOOT_FAILED
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

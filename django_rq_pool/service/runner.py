@@ -14,17 +14,18 @@ from typing import Any, TextIO
 from django.conf import settings
 from django.db import connections
 
-from . import config
-from .arbiter import EXIT_CONFIG, EXIT_ERROR, EXIT_OK, Arbiter
-from .config import ConfigError, Source
-from .hooks import load_hooks, run_hooks
-from .logs import configure_logging
-from .operations import Operations, OperationsError, Service, with_settings
-from .options import PoolOptions
-from .plan import PoolPlan
-from .preload import preload_job_modules
-from .scaling import apply_counts, counts_from_environment
-from .validation import validate_plan
+from django_rq_pool.common.exit_codes import EXIT_CONFIG, EXIT_ERROR, EXIT_OK
+from django_rq_pool.common.logs import configure_logging
+from django_rq_pool.config import loader as config
+from django_rq_pool.config.env_counts import apply_counts, counts_from_environment
+from django_rq_pool.config.loader import ConfigError, Source
+from django_rq_pool.config.options import PoolOptions
+from django_rq_pool.config.plan import PoolPlan
+from django_rq_pool.config.validation import validate_plan
+from django_rq_pool.hooks import load_hooks, run_hooks
+from django_rq_pool.master.arbiter import Arbiter
+from django_rq_pool.master.preload import preload_job_modules
+from django_rq_pool.service.operations import Operations, OperationsError, Service, with_settings
 
 log = logging.getLogger("django_rq_pool")
 
@@ -81,7 +82,7 @@ def print_plan(plan: PoolPlan, out: TextIO) -> None:
     """The resolved plan for --check: each list, its count, options and Redis connection."""
     from django_rq.connection_utils import filter_connection_params
 
-    from .validation import redacted_connection
+    from django_rq_pool.config.validation import redacted_connection
 
     out.write(f"configuration OK: {plan.source}, {plan.total} workers\n")
     for group in plan.groups:

@@ -12,7 +12,7 @@ import os
 import signal
 from typing import Any
 
-from .pidfile import PidFile, PidFileError, is_alive
+from django_rq_pool.service.pidfile import PidFile, PidFileError, is_alive
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
-from .config import ConfigError, parse_queue_list
-from .plan import PoolPlan, QueueGroup
+from django_rq_pool.config.loader import ConfigError, parse_queue_list
+from django_rq_pool.config.plan import PoolPlan, QueueGroup
 
 WORKERS_ENV_VAR = "RQ_POOL_WORKERS"
 SOURCE = f"${WORKERS_ENV_VAR}"

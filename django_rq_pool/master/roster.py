@@ -12,8 +12,8 @@ import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .hooks import WorkerContext
-from .plan import QueueGroup
+from django_rq_pool.config.plan import QueueGroup
+from django_rq_pool.hooks import WorkerContext
 
 Identity = tuple
 

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .arbiter import EXIT_PIDFILE
-from .daemon import LastError, Readiness, daemonize
-from .hotswap import HotSwap
-from .log_files import DAEMON_DEFAULT, LogFiles, activate, redirect_std_streams
-from .pidfile import PidFile, PidFileError, live_owner
-from .readiness import ListeningGate
-from .systemd import Notifier
+from django_rq_pool.common.exit_codes import EXIT_PIDFILE
+from django_rq_pool.common.log_files import DAEMON_DEFAULT, LogFiles, activate, redirect_std_streams
+from django_rq_pool.master.readiness import ListeningGate
+from django_rq_pool.service.daemon import LastError, Readiness, daemonize
+from django_rq_pool.service.hotswap import HotSwap
+from django_rq_pool.service.pidfile import PidFile, PidFileError, live_owner
+from django_rq_pool.service.systemd import Notifier
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The pool's plan: which queue lists get how many workers, with which options.
 
-A plan is plain data, built by :mod:`django_rq_pool.config` and consumed by the master.
+A plan is plain data, built by :mod:`django_rq_pool.config.loader` and consumed by the master.
 Two groups with the same queues but different options are different groups, so a
 reload that changes a list's options replaces its workers instead of keeping them.
 """

@@ -19,72 +19,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 log = logging.getLogger(__name__)
-
-MAX_INTERVAL = 30
-DEFAULT_JOB_TIMEOUT = 180  # rq's default when a job has none recorded
-
-
-def heartbeat_interval(stuck_timeout: float) -> int:
-    """How often workers heartbeat so that a healthy one never looks stuck."""
-    return int(max(1, min(MAX_INTERVAL, stuck_timeout / 4)))
-
-
-def worker_heartbeat_kwargs(stuck_timeout: float) -> dict[str, int]:
-    """rq Worker arguments: idle workers heartbeat every dequeue timeout (worker_ttl - 15), busy ones every
-    job_monitoring_interval."""
-    if stuck_timeout <= 0:
-        return {}
-    interval = heartbeat_interval(stuck_timeout)
-    return {"worker_ttl": interval + 15, "job_monitoring_interval": interval}
-
-
-@dataclass(frozen=True)
-class Watched:
-    """What the monitor child needs to know about one worker (copied at fork time)."""
-
-    pid: int
-    name: str
-    queue: str  # first queue of its list: picks the Redis connection
-    worker_class: str | None
-
-
-def read_heartbeats(watched: Iterable[Watched]) -> list[str]:
-    """In the monitor child: 'pid heartbeat-epoch-or-dash allowance' for each worker."""
-    import django_rq
-    from django_rq.workers import get_worker_class
-    from rq.utils import utcparse
-    from rq.worker import Worker
-
-    lines = []
-    connections: dict[str, Any] = {}
-    for item in watched:
-        if item.queue not in connections:
-            connections[item.queue] = django_rq.get_queue(item.queue).connection
-        connection = connections[item.queue]
-        beat, state, job_id = connection.hmget(f"rq:worker:{item.name}", ["last_heartbeat", "state", "current_job"])
-        epoch = f"{utcparse(beat.decode()).timestamp():.3f}" if beat else "-"
-        allowance = 0
-        in_process = not issubclass(get_worker_class(item.worker_class), Worker)
-        if in_process and state == b"busy" and job_id:
-            timeout = connection.hget(f"rq:job:{job_id.decode()}", "timeout")
-            allowance = int(timeout) if timeout and int(timeout) > 0 else DEFAULT_JOB_TIMEOUT
-        lines.append(f"{item.pid} {epoch} {allowance}\n")
-    return lines
-
-
-def run_monitor(watched: list[Watched], out_fd: int, limit: float) -> int:
-    """Monitor child body: a hung Redis must not keep it alive past ``limit`` seconds."""
-    signal.alarm(max(1, int(limit)))
-    with os.fdopen(out_fd, "w") as out:
-        out.writelines(read_heartbeats(watched))
-    return 0
 
 
 @dataclass

@@ -7,8 +7,8 @@ import os
 import random
 import signal
 
-from .linux import signal_on_parent_death
-from .logs import set_process_label
+from django_rq_pool.common.linux import signal_on_parent_death
+from django_rq_pool.common.logs import set_process_label
 
 MASTER_SIGNALS = (
     signal.SIGHUP,

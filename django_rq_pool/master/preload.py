@@ -7,7 +7,7 @@ is shared by every worker (copy-on-write) and costs a job nothing.
 The modules come from ``settings.RQ_POOL_PRELOAD`` (dotted names, imported in that order) and, when
 ``settings.RQ_POOL_PRELOAD_DISCOVER`` is true, from the ``jobs`` and ``tasks`` modules of every
 installed app. A module that fails to import stops the pool before anything forks, with one line
-naming the module and what failed where (a :class:`~django_rq_pool.config.ConfigError`: exit 2).
+naming the module and what failed where (a :class:`~django_rq_pool.config.loader.ConfigError`: exit 2).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from django.apps import apps
 from django.conf import settings
 from django.utils.module_loading import module_has_submodule
 
-from .config import ConfigError
+from django_rq_pool.config.loader import ConfigError
 
 log = logging.getLogger(__name__)
 

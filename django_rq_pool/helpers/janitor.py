@@ -19,7 +19,7 @@ from rq.job import JobStatus
 from rq.registry import StartedJobRegistry
 from rq.utils import now
 
-from .plan import QueueGroup
+from django_rq_pool.config.plan import QueueGroup
 
 log = logging.getLogger(__name__)
 RETRY_FOR_SECONDS = 600.0

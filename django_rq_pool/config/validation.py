@@ -11,8 +11,8 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.worker import BaseWorker
 
-from .config import ConfigError
-from .plan import PoolPlan
+from django_rq_pool.config.loader import ConfigError
+from django_rq_pool.config.plan import PoolPlan
 
 CLASS_KINDS: dict[str, type] = {"worker_class": BaseWorker, "job_class": Job, "queue_class": Queue}
 
