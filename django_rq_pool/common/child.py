@@ -26,33 +26,42 @@ MASTER_SIGNALS = (
 
 
 STOP_SIGNALS = (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT)
-_early_stop: int | None = None
+# Signals a worker remembers while it starts (its handlers arrive only in rq's work()): a default
+# disposition would kill it (USR1, USR2, the stop signals) or forget the request (CONT).
+REMEMBERED_SIGNALS = (*STOP_SIGNALS, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT)
+MAX_REMEMBERED = 64
+_early: list[int] = []
 
 
-def _remember_stop(signum: int, frame: object) -> None:
-    global _early_stop
-    _early_stop = signum
+def _remember(signum: int, frame: object) -> None:
+    if len(_early) < MAX_REMEMBERED:
+        _early.append(signum)
 
 
 def early_stop() -> int | None:
     """A stop signal that reached this worker before its own handlers were installed."""
-    return _early_stop
+    return next((signum for signum in _early if signum in STOP_SIGNALS), None)
 
 
-def enter_child(label: str, master_pid: int, master_fds: tuple[int, ...], remember_stop: bool = False) -> bool:
+def early_requests() -> list[int]:
+    """USR1, USR2 and CONT that reached this worker while it started, oldest first."""
+    return [signum for signum in _early if signum not in STOP_SIGNALS]
+
+
+def enter_child(label: str, master_pid: int, master_fds: tuple[int, ...], remember: bool = False) -> bool:
     """Drop the master's signal handling and pipes (``master_fds``); False if the master is already gone.
 
     The master forks with its signals blocked (so the child never runs the master's handlers);
-    they are unblocked here once the child's own dispositions are in place. With
-    ``remember_stop`` (workers), a stop signal that arrives before the worker's handlers exist
-    is remembered instead of killing the half-started worker or being lost.
+    they are unblocked here once the child's own dispositions are in place. With ``remember``
+    (workers), a stop, USR1, USR2 or CONT signal that arrives before the worker's handlers exist
+    is remembered (and applied once they do) instead of killing the half-started worker or being lost.
     """
     for signum in MASTER_SIGNALS:
         # HUP stays ignored until a worker installs its log-reopening handler: the master forwards it.
         if signum == signal.SIGHUP:
             signal.signal(signum, signal.SIG_IGN)
-        elif remember_stop and signum in STOP_SIGNALS:
-            signal.signal(signum, _remember_stop)
+        elif remember and signum in REMEMBERED_SIGNALS:
+            signal.signal(signum, _remember)
         else:
             signal.signal(signum, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTER_SIGNALS)

@@ -8,10 +8,13 @@ worker's log and its jobs' log (rq's loggers, and any logger that reaches the ro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 PLACEHOLDERS = ("queues", "index", "pid")
 MASTER_LABEL = "master"
@@ -23,9 +26,13 @@ class ReopenableFileHandler(logging.FileHandler):
 
     A signal handler must not close the stream an interrupted ``emit()`` is writing to, so a
     signal only asks for a reopen (:meth:`request_reopen`); the next record reopens first.
+    A path that cannot be opened (logrotate left a file where a directory was, a full or
+    read-only disk) never raises into the caller, which may be the master's loop or rq's own
+    code: the current file is kept and the failure is written to it and to stderr.
     """
 
     reopen_requested = False
+    std_streams = False  # daemon mode: fds 1 and 2 follow this handler's file
 
     def __init__(self, path: str):
         super().__init__(path, mode="a", encoding="utf-8", delay=False)
@@ -39,17 +46,68 @@ class ReopenableFileHandler(logging.FileHandler):
             self.switch(self.baseFilename)
         super().emit(record)
 
-    def switch(self, path: str) -> None:
-        """Close the current file and append to ``path`` (the same path: a reopen)."""
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    def switch(self, path: str) -> bool:
+        """Append to ``path`` from now on (the same path: a reopen); False if it cannot be opened."""
+        path = os.path.abspath(path)
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            stream = open(path, self.mode, encoding=self.encoding, errors=self.errors)  # noqa: SIM115
+        except OSError as exc:
+            self._report_failure(path, exc)
+            return False
         self.acquire()
         try:
-            if self.stream is not None:
-                self.stream.close()
-            self.baseFilename = os.path.abspath(path)
-            self.stream = self._open()
+            old, self.stream, self.baseFilename = self.stream, stream, path
+            if old is not None:
+                old.close()
+            if self.std_streams:
+                self.redirect_std_streams()
         finally:
             self.release()
+        return True
+
+    def redirect_std_streams(self) -> None:
+        """Point fds 1 and 2 at this file, so stray prints, tracebacks and ``handleError`` land there."""
+        self.std_streams = True
+        if self.stream is None:
+            return
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        with contextlib.suppress(OSError):
+            os.dup2(self.stream.fileno(), 1)
+            os.dup2(self.stream.fileno(), 2)
+
+    def _report_failure(self, path: str, exc: OSError) -> None:
+        """Say why, in the file we keep and on stderr (if that is somewhere else); never raise."""
+        record = logging.makeLogRecord(
+            {
+                "name": __name__,
+                "levelno": logging.ERROR,
+                "levelname": "ERROR",
+                "msg": "cannot open log file %s: %s; still writing to %s",
+                "args": (path, exc.strerror or exc, self.baseFilename),
+            }
+        )
+        try:
+            self.filter(record)
+            line = self.format(record) + self.terminator
+        except Exception:
+            line = f"rqpool: {record.getMessage()}\n"
+        targets = [self.stream] if self.stream is not None else []
+        if not self.std_streams and not _same_file(self.stream, sys.stderr):
+            targets.append(sys.stderr)
+        for target in targets:
+            with contextlib.suppress(Exception):
+                target.write(line)
+                target.flush()
+
+
+def _same_file(a: IO[str] | None, b: IO[str] | None) -> bool:
+    try:
+        return a is not None and b is not None and os.path.samestat(os.fstat(a.fileno()), os.fstat(b.fileno()))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def expand(pattern: str, queues: str, index: int | str, pid: int) -> str:
@@ -72,6 +130,7 @@ class LogFiles:
         self.handler: ReopenableFileHandler | None = None
 
     def open_master(self) -> ReopenableFileHandler:
+        """Open the master's file; OSError if it cannot be created (the caller exits with one line)."""
         path = expand(self.pattern, MASTER_LABEL, MASTER_LABEL, os.getpid())
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.handler = ReopenableFileHandler(path)
@@ -123,9 +182,7 @@ def reopen_on_signal(signum: int, frame: FrameType | None) -> None:
         _active.handler.request_reopen()
 
 
-def redirect_std_streams(path: str) -> None:
-    """Point fds 1 and 2 at ``path`` (daemon mode), so stray prints and crashes are kept too."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
+def redirect_std_streams() -> None:
+    """Daemon mode: fds 1 and 2 follow the log file, now and after every reopen or worker switch."""
+    if _active is not None and _active.handler is not None:
+        _active.handler.redirect_std_streams()

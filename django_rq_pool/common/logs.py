@@ -1,10 +1,12 @@
-"""Log format for the master and its workers: time, level, pid, queue list, message."""
+"""Log format for the master and its workers: time, level, pid, queue list, message; secrets masked."""
 
 from __future__ import annotations
 
 import logging
 import sys
 from typing import TextIO
+
+from django_rq_pool.config.redact import redact_text
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s [%(process)d] [%(queues)s] %(name)s: %(message)s"
 POOL_LOGGERS = ("django_rq_pool", "rq")
@@ -13,11 +15,28 @@ _label = "master"
 
 
 class _QueueLabel(logging.Filter):
-    """Stamp each record with the queue list of the process that wrote it."""
+    """Stamp each record with the queue list of the process that wrote it; mask any Redis secret in it.
+
+    Also attached to handlers that Django's LOGGING configured, whose formatters are not ours.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.queues = _label
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True  # a malformed record: the handler's emit reports it, logging never raises
+        shown = redact_text(message)
+        if shown != message:
+            record.msg, record.args = shown, None
         return True
+
+
+class RedactingFormatter(logging.Formatter):
+    """The pool's format, with secrets masked in the whole text (a traceback may quote a URL too)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
 
 
 def set_process_label(label: str) -> None:
@@ -37,7 +56,7 @@ def configure_logging(level: int, stream: TextIO | None = None, log_file: loggin
     configured no root handler it takes the root logger too, so jobs' own loggers land there.
     """
     handler = log_file or logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(RedactingFormatter(LOG_FORMAT))
     handler.addFilter(_QueueLabel())
     if log_file is not None:
         _attach_log_file(level, handler)

@@ -2,8 +2,9 @@
 
 Format: ``list=count`` entries separated by ``;``, a list being comma-separated queue names in
 priority order, e.g. ``RQ_POOL_WORKERS="foo=2;foo,bar,baz=4"``. A listed queue list gets that
-count (its options stay as configured); a list the config does not name is added with default
-options. This lets a platform (Heroku config vars, a Kubernetes env) scale a list without a
+count (its options stay as configured); a list the config does not name is added with the
+command-line defaults (``--worker-class``, ``--with-scheduler``, ...), like any list that sets no
+option. This lets a platform (Heroku config vars, a Kubernetes env) scale a list without a
 redeploy or a new config file.
 """
 
@@ -31,7 +32,7 @@ def parse_counts(text: str) -> dict[tuple[str, ...], int]:
         if not sep or not key:
             raise ConfigError(SOURCE, 'each entry must be "queue,list=count", e.g. "foo=2;foo,bar,baz=4"', entry)
         queues = parse_queue_list(key, SOURCE, None)
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()):  # str.isdigit alone accepts "²"
             raise ConfigError(SOURCE, f"worker count must be a non-negative integer, got {value!r}", key)
         if queues in counts:
             raise ConfigError(SOURCE, "this queue list is given twice", key)

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from django_rq_pool.config.plan import DEQUEUE_STRATEGIES, PoolPlan, QueueGroup, WorkerOptions
+from django_rq_pool.config.redact import redact_text
 
 DEFAULT_PATHS = ("rq-pool.yml", "config/rq-pool.yml")
 CONFIG_ENV_VAR = "RQ_POOL_CONFIG"
@@ -66,7 +67,7 @@ class ConfigError(Exception):
     def __str__(self) -> str:
         where = self.source if self.line is None else f"{self.source}:{self.line}"
         key = f" key {_shown(self.key)}:" if self.key is not None else ""
-        return f"{where}:{key} {self.message}"
+        return redact_text(f"{where}:{key} {self.message}")
 
 
 @dataclass(frozen=True)
@@ -304,11 +305,13 @@ def parse_config(data: Any, source: str, environment: str | None = None) -> Pool
 
     groups = []
     for queues, (key, value, line) in merged.items():
+        explicit: frozenset[str] = frozenset()
         if isinstance(value, dict):
             count, options = _options(value, source, key)
+            explicit = frozenset(value) - {"count"}
         else:
             count, options = _count(value, source, key, line), WorkerOptions()
-        groups.append(QueueGroup(queues, count, options, line))
+        groups.append(QueueGroup(queues, count, options, line, explicit))
     return PoolPlan(tuple(groups), source)
 
 

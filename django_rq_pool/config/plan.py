@@ -40,6 +40,7 @@ class QueueGroup:
     count: int
     options: WorkerOptions = field(default_factory=WorkerOptions)
     line: int | None = field(default=None, compare=False)  # where the config file names it, for errors
+    explicit: frozenset[str] = field(default=frozenset(), compare=False)  # options the config sets itself
 
     @property
     def name(self) -> str:
@@ -63,12 +64,16 @@ class PoolPlan:
         return sum(group.count for group in self.groups)
 
     def with_defaults(self, defaults: dict[str, object]) -> PoolPlan:
-        """Fill options left unset in the config from command-line defaults."""
+        """Fill options the config leaves unset from command-line defaults; a list's own value wins.
+
+        "Unset" is what the config does not name (``explicit``), not what equals the built-in
+        default: ``with_scheduler: false`` written for one list beats ``--with-scheduler``.
+        """
         groups = []
         for group in self.groups:
             values = dict(vars(group.options))
             for name, value in defaults.items():
-                if value is not None and values.get(name) == getattr(WorkerOptions(), name):
+                if value is not None and name not in group.explicit:
                     values[name] = value
             groups.append(replace(group, options=WorkerOptions(**values)))
         return PoolPlan(tuple(groups), self.source)

@@ -13,6 +13,7 @@ from rq.worker import BaseWorker
 
 from django_rq_pool.config.loader import ConfigError
 from django_rq_pool.config.plan import PoolPlan
+from django_rq_pool.config.redact import describe_connection
 
 CLASS_KINDS: dict[str, type] = {"worker_class": BaseWorker, "job_class": Job, "queue_class": Queue}
 
@@ -29,20 +30,6 @@ def resolve_class(path: str, option: str, source: str, key: str | None = None, l
             source, f"{option} {path!r} is not a subclass of {expected.__module__}.{expected.__name__}", key, line
         )
     return value
-
-
-def redacted_connection(params: dict[str, Any]) -> str:
-    """A readable connection description with any password hidden."""
-    shown = dict(params)
-    if shown.get("PASSWORD"):
-        shown["PASSWORD"] = "***"
-    url = shown.get("URL")
-    if isinstance(url, str) and "@" in url:
-        scheme, _, rest = url.partition("://")
-        credentials, _, host = rest.rpartition("@")
-        user = credentials.split(":", 1)[0]
-        shown["URL"] = f"{scheme}://{user}:***@{host}" if user else f"{scheme}://***@{host}"
-    return ", ".join(f"{k}={v}" for k, v in sorted(shown.items()))
 
 
 def validate_plan(plan: PoolPlan) -> None:
@@ -64,7 +51,7 @@ def validate_plan(plan: PoolPlan) -> None:
                 raise ConfigError(
                     plan.source,
                     f"queues {group.queues[0]!r} and {name!r} use different Redis connections "
-                    f"({redacted_connection(first)} vs {redacted_connection(filter_connection_params(queues[name]))}); "
+                    f"({describe_connection(first)} vs {describe_connection(filter_connection_params(queues[name]))}); "
                     "a worker listens on one connection, so split them into separate lists",
                     group.name,
                     group.line,

@@ -25,8 +25,23 @@ class Watched:
     worker_class: str | None
 
 
+def job_allowance(timeout: bytes | None) -> str:
+    """Extra silence allowed to a worker running this job in-process (it cannot heartbeat meanwhile).
+
+    rq stores a job's timeout; with none stored rq applies its default. A timeout of -1 (or any
+    value <= 0) means the job may run forever: rq sets no alarm, so neither may the pool.
+    """
+    if not timeout:
+        return str(DEFAULT_JOB_TIMEOUT)
+    try:
+        seconds = float(timeout)
+    except ValueError:
+        return str(DEFAULT_JOB_TIMEOUT)
+    return "inf" if seconds <= 0 else f"{seconds:g}"
+
+
 def read_heartbeats(watched: Iterable[Watched]) -> list[str]:
-    """In the monitor child: 'pid heartbeat-epoch-or-dash allowance' for each worker."""
+    """In the monitor child: 'pid heartbeat-epoch-or-dash allowance' for each worker ('inf': never stuck)."""
     import django_rq
     from django_rq.workers import get_worker_class
     from rq.utils import utcparse
@@ -40,11 +55,10 @@ def read_heartbeats(watched: Iterable[Watched]) -> list[str]:
         connection = connections[item.queue]
         beat, state, job_id = connection.hmget(f"rq:worker:{item.name}", ["last_heartbeat", "state", "current_job"])
         epoch = f"{utcparse(beat.decode()).timestamp():.3f}" if beat else "-"
-        allowance = 0
+        allowance = "0"
         in_process = not issubclass(get_worker_class(item.worker_class), Worker)
         if in_process and state == b"busy" and job_id:
-            timeout = connection.hget(f"rq:job:{job_id.decode()}", "timeout")
-            allowance = int(timeout) if timeout and int(timeout) > 0 else DEFAULT_JOB_TIMEOUT
+            allowance = job_allowance(connection.hget(f"rq:job:{job_id.decode()}", "timeout"))
         lines.append(f"{item.pid} {epoch} {allowance}\n")
     return lines
 

@@ -11,7 +11,9 @@ A worker is stuck when its newest heartbeat is older than ``stuck_timeout`` (cou
 earliest from its start and from the moment Redis became reachable again, so an outage or a
 Redis restart that lost the keys does not condemn healthy workers). A worker running a job
 in-process (``SimpleWorker``) cannot heartbeat during the job, so it gets the job's timeout
-on top. Workers are told to heartbeat at least every ``stuck_timeout / 4`` seconds (at most 30).
+on top; a job without a timeout (``job_timeout=-1``) may run as long as it likes, so its live
+worker is never judged stuck (rq sets no alarm for it either). Workers are told to heartbeat at
+least every ``stuck_timeout / 4`` seconds (at most 30).
 """
 
 from __future__ import annotations

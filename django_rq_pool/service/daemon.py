@@ -99,7 +99,10 @@ def _wait_for_daemon(read_fd: int, log_path: str, timeout: float) -> NoReturn:
     if kind == "READY":
         _finish(0, f"rqpool: daemon running (pid {rest.strip()}), log: {log_path}\n", sys.stdout)
     status, _, reason = rest.partition(" ")
-    _finish(int(status) if status.isdigit() else EXIT_NOT_READY, f"rqpool: the daemon failed to start: {reason}")
+    _finish(
+        int(status) if status.isascii() and status.isdigit() else EXIT_NOT_READY,
+        f"rqpool: the daemon failed to start: {reason}",
+    )
 
 
 def _finish(status: int, message: str, stream=None) -> NoReturn:  # type: ignore[no-untyped-def]

@@ -3,6 +3,8 @@
 The new pool starts while the old one runs. Once every new worker listens, the new master writes
 its pid into the pidfile and sends QUIT to the old master: a graceful stop, so the old workers
 finish their current jobs and exit. Queued jobs stay in Redis for the new workers; none is lost.
+Only a pool proven to own the pidfile (see :mod:`django_rq_pool.service.pidfile`) is signalled: a
+stale file whose pid now names another process is simply replaced.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import signal
 from typing import Any
 
-from django_rq_pool.service.pidfile import PidFile, PidFileError, is_alive
+from django_rq_pool.service.pidfile import PidFile, PidFileError, live_owner
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +31,13 @@ class HotSwap:
         if self.done:
             return
         self.done = True
+        still_owner = live_owner(self.pidfile.path) == self.old_pid  # proven again: its pid may be reused by now
         try:
-            self.pidfile.write(replace_live=True)
+            self.pidfile.write(replace_live=still_owner)
         except PidFileError as exc:
             log.error("hot swap: %s; the old pool %d keeps running too", exc, self.old_pid)
             return
-        if not is_alive(self.old_pid):
+        if not still_owner:
             log.info("hot swap: the old pool %d is already gone", self.old_pid)
             return
         try:

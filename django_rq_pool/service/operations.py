@@ -68,7 +68,15 @@ class Service:
                 )
 
     def log_handler(self) -> logging.Handler | None:
-        return activate(self.log_files) if self.log_files is not None else None
+        """The master's log file handler; OperationsError (exit 2) if the file cannot be created."""
+        if self.log_files is None:
+            return None
+        try:
+            return activate(self.log_files)
+        except OSError as exc:
+            where = f" {exc.filename}:" if exc.filename else ""
+            reason = exc.strerror or exc
+            raise OperationsError(f"cannot open --log-file {self.log_files.pattern!r}:{where} {reason}") from None
 
     def start(self) -> None:
         """Detach if asked, then claim the pidfile (in the process that will be the master)."""
@@ -77,12 +85,14 @@ class Service:
             assert self.log_files is not None and self.log_files.handler is not None
             self.readiness = daemonize(self.log_files.handler.baseFilename, self.ops.ready_timeout)
             self.log_files.reopen_master()
-            redirect_std_streams(self.log_files.handler.baseFilename)
+            redirect_std_streams()
         if self.pidfile is None:
             return
         if self.old_pid is not None:
             log.info("hot swap: pool %d runs now; it gets QUIT once every new worker listens", self.old_pid)
             return
+        if self.ops.hot_swap:
+            log.info("hot swap: no running pool owns %s (stale or absent); nothing to replace", self.pidfile.path)
         try:
             self.pidfile.write()
         except PidFileError as exc:

@@ -21,6 +21,7 @@ from django_rq_pool.config.env_counts import apply_counts, counts_from_environme
 from django_rq_pool.config.loader import ConfigError, Source
 from django_rq_pool.config.options import PoolOptions
 from django_rq_pool.config.plan import PoolPlan
+from django_rq_pool.config.redact import describe_connection
 from django_rq_pool.config.validation import validate_plan
 from django_rq_pool.hooks import load_hooks, run_hooks
 from django_rq_pool.master.arbiter import Arbiter
@@ -63,8 +64,8 @@ class PlanLoader:
 
     def __call__(self) -> PoolPlan:
         plan = config.load_plan(self.source, self.settings_value, self.environment)
+        plan = apply_counts(plan, counts_from_environment())  # lists it adds get the defaults too
         plan = plan.with_defaults(_class_defaults(self.request))
-        plan = apply_counts(plan, counts_from_environment())
         validate_plan(plan)
         return plan
 
@@ -82,26 +83,26 @@ def print_plan(plan: PoolPlan, out: TextIO) -> None:
     """The resolved plan for --check: each list, its count, options and Redis connection."""
     from django_rq.connection_utils import filter_connection_params
 
-    from django_rq_pool.config.validation import redacted_connection
-
     out.write(f"configuration OK: {plan.source}, {plan.total} workers\n")
     for group in plan.groups:
         params = filter_connection_params(settings.RQ_QUEUES[group.queues[0]])
         extra = group.options.describe() or "default options"
-        out.write(f"  [{group.name}] x{group.count}: {extra}; redis: {redacted_connection(params)}\n")
+        out.write(f"  [{group.name}] x{group.count}: {extra}; redis: {describe_connection(params)}\n")
 
 
 def run_pool(request: Request, options: PoolOptions, stdout: TextIO = sys.stdout, ops: Operations | None = None) -> int:
     """Run the pool in this process (where Django is set up); returns the exit status."""
     gc.disable()  # off since Django loaded this app (collector.py); again for call_command()
     service = None
+    log_file = None
     if not request.check:
         try:
             service = Service(with_settings(ops or Operations()))
+            log_file = service.log_handler()
         except OperationsError as exc:
             sys.stderr.write(f"rqpool: {exc}\n")
             return exc.status
-    configure_logging(options.logging_level, log_file=service.log_handler() if service else None)
+    configure_logging(options.logging_level, log_file=log_file)
     try:
         load_hooks(getattr(settings, "RQ_POOL_HOOKS", None))
         loader = PlanLoader(request)

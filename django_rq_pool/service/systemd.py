@@ -38,8 +38,8 @@ class Notifier:
         watchdog_pid = os.environ.pop("WATCHDOG_PID", None)
         if not address:
             return None
-        watchdog = int(usec) if usec and usec.isdigit() and int(usec) > 0 else None
-        if watchdog_pid and watchdog_pid.isdigit() and int(watchdog_pid) != os.getpid():
+        watchdog = int(usec) if usec and usec.isascii() and usec.isdigit() and int(usec) > 0 else None
+        if watchdog_pid and watchdog_pid.isascii() and watchdog_pid.isdigit() and int(watchdog_pid) != os.getpid():
             watchdog = None
         return cls(address, watchdog)
 

@@ -31,7 +31,7 @@ from rq.exceptions import StopRequested
 from rq.utils import now
 from rq.worker import SimpleWorker, Worker, WorkerStatus
 
-from django_rq_pool.common.child import early_stop, enter_child
+from django_rq_pool.common.child import early_requests, early_stop, enter_child
 from django_rq_pool.common.exit_codes import WORKER_BOOT_FAILED, WORKER_HOOK_FAILED
 from django_rq_pool.common.heartbeat_rule import worker_heartbeat_kwargs
 from django_rq_pool.common.listening_pipe import announce
@@ -77,6 +77,18 @@ class PoolWorkerMixin:
         signal.signal(signal.SIGUSR2, self._pool_pause)
         signal.signal(signal.SIGCONT, self._pool_resume)
         signal.signal(signal.SIGHUP, reopen_on_signal)
+        self._pool_apply_early_signals()
+
+    def _pool_apply_early_signals(self) -> None:
+        """Apply what the master sent while this worker started, now that its handlers exist."""
+        handlers = {
+            signal.SIGUSR1: self._pool_kill_job,
+            signal.SIGUSR2: self._pool_pause,
+            signal.SIGCONT: self._pool_resume,
+        }
+        for signum in early_requests():
+            self.log.info("Worker %s: %s arrived while starting: applied now", self.name, signal.Signals(signum).name)
+            handlers[signal.Signals(signum)](signum, None)
         if early_stop() is not None:
             self.log.info(
                 "Worker %s: %s arrived while starting: stopping", self.name, signal.Signals(early_stop()).name
@@ -308,7 +320,7 @@ def run_worker(
     """Entry point in the forked child; never returns into the master's stack."""
     status = 0
     try:
-        if not enter_child(context.group.name, context.master_pid, master_fds, remember_stop=True):
+        if not enter_child(context.group.name, context.master_pid, master_fds, remember=True):
             log.warning("master %d is gone before the worker started; exiting", context.master_pid)
             os._exit(0)
         use_worker_log_file(context.group.name, context.index)

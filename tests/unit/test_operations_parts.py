@@ -40,15 +40,14 @@ def test_pidfile_write_creates_and_release_removes(tmp_path):
     assert not pidfile.path.exists()
 
 
-def test_pidfile_refuses_live_owner_and_eperm_counts_as_alive(tmp_path):
+def test_pidfile_of_a_live_process_that_is_no_pool_is_stale(tmp_path):
     path = tmp_path / "p.pid"
-    path.write_text("1\n")  # init: alive, and EPERM for an unprivileged user
+    path.write_text("1\n")  # init: alive (EPERM for an unprivileged user), but it holds no pool's lock
     assert is_alive(1)
-    with pytest.raises(PidFileError, match="holds pid 1, which is alive"):
-        PidFile(path).check()
-    with pytest.raises(PidFileError, match="holds pid 1"):
-        PidFile(path).write()
-    assert path.read_text() == "1\n"
+    assert live_owner(path) is None
+    PidFile(path).check()
+    PidFile(path).write()
+    assert read_pid(path) == os.getpid()
 
 
 @pytest.mark.parametrize("content", ["", "garbage\n", "-5\n", "0\n"])
