@@ -9,6 +9,7 @@ worker's log and its jobs' log (rq's loggers, and any logger that reaches the ro
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import sys
@@ -50,7 +51,7 @@ class ReopenableFileHandler(logging.FileHandler):
         """Append to ``path`` from now on (the same path: a reopen); False if it cannot be opened."""
         path = os.path.abspath(path)
         try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            make_parent(path)
             stream = open(path, self.mode, encoding=self.encoding, errors=self.errors)  # noqa: SIM115
         except OSError as exc:
             self._report_failure(path, exc)
@@ -110,6 +111,14 @@ def _same_file(a: IO[str] | None, b: IO[str] | None) -> bool:
         return False
 
 
+def make_parent(path: str) -> None:
+    """Create the file's directory; something other than a directory in the way is ENOTDIR, not EEXIST."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), exc.filename) from None
+
+
 def expand(pattern: str, queues: str, index: int | str, pid: int) -> str:
     """The path for one process; ValueError names an unknown or malformed placeholder."""
     try:
@@ -132,7 +141,7 @@ class LogFiles:
     def open_master(self) -> ReopenableFileHandler:
         """Open the master's file; OSError if it cannot be created (the caller exits with one line)."""
         path = expand(self.pattern, MASTER_LABEL, MASTER_LABEL, os.getpid())
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        make_parent(path)
         self.handler = ReopenableFileHandler(path)
         return self.handler
 

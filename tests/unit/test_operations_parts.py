@@ -18,7 +18,7 @@ from django_rq_pool.config.env_counts import apply_counts, parse_counts
 from django_rq_pool.config.loader import ConfigError
 from django_rq_pool.config.plan import PoolPlan, QueueGroup, WorkerOptions
 from django_rq_pool.service.daemon import Readiness
-from django_rq_pool.service.pidfile import PidFile, PidFileError, is_alive, live_owner, read_pid
+from django_rq_pool.service.pidfile import PidFile, is_alive, live_owner, read_pid
 from django_rq_pool.service.systemd import Notifier
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import django_rq_pool
 
@@ -26,6 +27,9 @@ def query_db_in_master() -> None:
 def after_prefork(worker, context) -> None:  # type: ignore[no-untyped-def]
     if "prefork-raises" in MODES or f"prefork-raises:{context.group.name}" in MODES:
         raise RuntimeError(f"after_prefork failed on purpose in [{context.group.name}]")
+    if os.environ.get("TEST_PREFORK_SLEEP"):  # a slow hook: the worker is still starting meanwhile
+        worker.connection.rpush("test:in-prefork", os.getpid())
+        time.sleep(float(os.environ["TEST_PREFORK_SLEEP"]))
     fail_while = os.environ.get("TEST_PREFORK_FAILS_WHILE")  # a path: workers fail to start while it exists
     if fail_while and os.path.exists(fail_while):
         raise RuntimeError(f"after_prefork failed on purpose while {fail_while} exists")

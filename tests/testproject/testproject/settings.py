@@ -24,6 +24,10 @@ DATABASES = {
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 RQ_QUEUES = {name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 60} for name in ("foo", "bar", "baz", "high", "low")}
 RQ_QUEUES["elsewhere"] = {"URL": REDIS_URL.rsplit("/", 1)[0] + "/14"}
+if os.environ.get("TEST_RQ_QUEUES_EXTRA"):  # more queues, e.g. connection settings holding secrets
+    import json
+
+    RQ_QUEUES.update(json.loads(os.environ["TEST_RQ_QUEUES_EXTRA"]))
 
 if os.environ.get("TEST_RQ_POOL_SETTINGS"):
     import json
