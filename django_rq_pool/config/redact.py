@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
 _SECRET_KEY = re.compile(r"pass|pwd|secret|token|credential|api_?key|auth", re.IGNORECASE)
@@ -28,27 +27,26 @@ _QUERY_PARAM = re.compile(
 )
 
 
+_MASKED_HEAD = rf"\g<head>{MASK}"
+
+
 def is_secret_key(key: object) -> bool:
     return isinstance(key, str) and bool(_SECRET_KEY.search(key))
 
 
 def redact_url(url: str) -> str:
-    """The URL with its user info password and password-like query parameters masked."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
+    """The URL with its user info password and password-like query parameters masked, the rest verbatim."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return redact_text(url)
-    netloc = parts.netloc
+    end = next((i for i, char in enumerate(rest) if char in "/?#"), len(rest))
+    netloc, tail = rest[:end], rest[end:]
     if "@" in netloc:
         credentials, _, host = netloc.rpartition("@")
         user, has_password, _ = credentials.partition(":")
         if has_password:  # redis://user@host names a user only (redis-py reads no password there)
             netloc = f"{user}:{MASK}@{host}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, MASK if is_secret_key(k) else v) for k, v in pairs], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return f"{scheme}://{netloc}" + _QUERY_PARAM.sub(_MASKED_HEAD, tail)
 
 
 def redact(value: Any) -> Any:
@@ -65,9 +63,9 @@ def redact(value: Any) -> Any:
 def redact_text(text: str) -> str:
     """Mask secrets quoted in free text (a log line or an error that shows a dict or a URL)."""
     if "://" in text:
-        text = _USERINFO.sub(rf"\g<head>{MASK}", text)
-    text = _QUERY_PARAM.sub(rf"\g<head>{MASK}", text)
-    text = _KEYWORD.sub(rf"\g<head>{MASK}", text)
+        text = _USERINFO.sub(_MASKED_HEAD, text)
+    text = _QUERY_PARAM.sub(_MASKED_HEAD, text)
+    text = _KEYWORD.sub(_MASKED_HEAD, text)
     return _QUOTED_PAIR.sub(rf"\g<key>'{MASK}'", text)
 
 
