@@ -67,6 +67,7 @@ class PoolWorkerMixin:
     _pool_paused = False
     _pool_kill_reason: str | None = None
     _pool_kill_pending = False  # USR1 while busy but between job-child forks
+    _pool_in_job_code = False  # SimpleWorker: the job's own function is running in this process
     pool_listening_fd = -1  # the master's pipe, until this worker says it listens (readiness.py)
 
     def _install_signal_handlers(self) -> None:
@@ -158,11 +159,36 @@ class PoolWorkerMixin:
         if self.horse_pid:
             self.kill_horse(signal.SIGKILL)
         elif isinstance(self, SimpleWorker):
+            if not self._pool_in_job_code:
+                # rq is recording the outcome (finished, or failed): raising there would leave the job
+                # both finished and failed, or fail a job whose function already returned.
+                self._pool_kill_reason = None
+                self.log.info("Worker %s: %s: the job's function has returned; nothing to kill", self.name, name)
+                return
             raise JobKilledByPool(self._pool_kill_reason)
         else:
             # Busy but the job child is not forked yet: raising here would abort the worker itself
             # with the job STARTED, so kill the child as soon as it exists.
             self._pool_kill_pending = True
+
+    def perform_job(self, job: Any, queue: Any) -> bool:
+        """In a SimpleWorker, mark the span in which the job's own code runs: the only place a kill may raise."""
+        if not isinstance(self, SimpleWorker):
+            return super().perform_job(job, queue)
+        perform = job.perform
+
+        def perform_killable() -> Any:
+            self._pool_in_job_code = True
+            try:
+                return perform()
+            finally:
+                self._pool_in_job_code = False
+
+        job.perform = perform_killable
+        try:
+            return super().perform_job(job, queue)
+        finally:
+            del job.perform
 
     def fork_work_horse(self, job: Any, queue: Any) -> None:
         if super().fork_work_horse.__func__ is Worker.fork_work_horse:

@@ -1,0 +1,17 @@
+"""Worker classes for tests that need a window inside rq's own code."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rq.worker import SimpleWorker
+
+
+class SlowSuccessSimpleWorker(SimpleWorker):
+    """Records a job's success, then lingers in ``handle_job_success``: a signal can land there."""
+
+    def handle_job_success(self, job: Any, queue: Any, started_job_registry: Any) -> None:
+        super().handle_job_success(job=job, queue=queue, started_job_registry=started_job_registry)
+        self.connection.rpush("test:in-success", job.id)
+        time.sleep(2)
