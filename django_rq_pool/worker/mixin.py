@@ -68,6 +68,7 @@ class PoolWorkerMixin:
     _pool_kill_reason: str | None = None
     _pool_kill_pending = False  # USR1 while busy but between job-child forks
     _pool_in_job_code = False  # SimpleWorker: the job's own function is running in this process
+    _pool_dequeueing = False  # inside dequeue_job_and_maintain_ttl (read by the unblock thread)
     pool_listening_fd = -1  # the master's pipe, until this worker says it listens (readiness.py)
 
     def _install_signal_handlers(self) -> None:
@@ -135,7 +136,7 @@ class PoolWorkerMixin:
         if self.scheduler:
             self.stop_scheduler()
         self._stop_requested = True
-        interrupt_blocking_dequeue(self)
+        interrupt_blocking_dequeue(self, lambda: self._pool_dequeueing)
 
     def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
         """rq's cold stop (a second INT, or TERM after INT) exits leaving the job STARTED: fail it first."""
@@ -241,6 +242,14 @@ class PoolWorkerMixin:
             time.sleep(1)
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        """rq's dequeue, marked: a warm stop's CLIENT UNBLOCK may only end a blocking call made here."""
+        self._pool_dequeueing = True
+        try:
+            return self._pool_dequeue(timeout, max_idle_time)
+        finally:
+            self._pool_dequeueing = False
+
+    def _pool_dequeue(self, timeout: int | None, max_idle_time: int | None) -> Any:
         """Wait while paused; a job that arrives during a pause goes back to the head of its queue.
 
         A blocking wait lasts at most STOP_CHECK_SECONDS before the stop flag is checked again: a

@@ -11,6 +11,10 @@ blocks. Redis decides atomically: either the command was
 still blocked and returns the error (nothing was popped), or the job was already handed over and
 the worker runs it before stopping. The worker's blocked connection is found in ``CLIENT LIST``
 by its address (one of this process's sockets) or by the client name rq gives it.
+
+The thread acts only while the worker is inside its dequeue: once the dequeue has returned a job,
+a blocking call seen on the same socket is the job's own (a ``SimpleWorker`` job, or a job child
+using the connection it inherited) and must not be ended.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psutil
@@ -30,17 +35,19 @@ BLOCKING_COMMANDS = {"blpop", "blmove", "brpoplpush", "brpop", "blmpop"}
 POLL_INTERVAL = 0.05
 
 
-def interrupt_blocking_dequeue(worker: Any) -> None:
+def interrupt_blocking_dequeue(worker: Any, dequeueing: Callable[[], bool]) -> None:
     """From the stop signal's handler: end the worker's blocking dequeue now, or as soon as it starts.
 
     The signal may arrive just before the dequeue blocks (during its heartbeat), so a helper thread
-    keeps watching for up to one dequeue timeout; the worker exits before that in every other case.
+    keeps watching for up to one dequeue timeout, while ``dequeueing()`` says the worker is still in it.
     """
     patience = getattr(worker, "dequeue_timeout", 30) + 5
-    threading.Thread(target=_unblock_when_blocked, args=(worker, patience), name="rqpool-unblock", daemon=True).start()
+    threading.Thread(
+        target=_unblock_when_blocked, args=(worker, patience, dequeueing), name="rqpool-unblock", daemon=True
+    ).start()
 
 
-def _unblock_when_blocked(worker: Any, patience: float) -> None:
+def _unblock_when_blocked(worker: Any, patience: float, dequeueing: Callable[[], bool]) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())  # signals stay with the main thread
     pool = worker.connection.connection_pool
     kwargs = {**pool.connection_kwargs, "socket_timeout": 2, "socket_connect_timeout": 2, "client_name": None}
@@ -48,8 +55,8 @@ def _unblock_when_blocked(worker: Any, patience: float) -> None:
     client = redis.Redis(connection_pool=type(pool)(connection_class=pool.connection_class, **kwargs))
     deadline = time.monotonic() + patience
     try:
-        while time.monotonic() < deadline:
-            if _unblock(client, worker.name):
+        while time.monotonic() < deadline and dequeueing():
+            if _unblock(client, worker.name, dequeueing):
                 return
             time.sleep(POLL_INTERVAL)
     except redis.RedisError as exc:
@@ -58,12 +65,12 @@ def _unblock_when_blocked(worker: Any, patience: float) -> None:
         client.connection_pool.disconnect()
 
 
-def _unblock(client: redis.Redis, name: str) -> bool:
+def _unblock(client: redis.Redis, name: str, dequeueing: Callable[[], bool]) -> bool:
     mine = _local_addresses()
     for entry in client.client_list(_type="normal"):
         ours = entry.get("addr") in mine or entry.get("name") == name
-        if ours and entry.get("cmd") in BLOCKING_COMMANDS and client.client_unblock(int(entry["id"]), error=True):
-            return True
+        if ours and entry.get("cmd") in BLOCKING_COMMANDS and dequeueing():
+            return bool(client.client_unblock(int(entry["id"]), error=True))
     return False
 
 

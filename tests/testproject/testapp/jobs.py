@@ -64,3 +64,10 @@ def log_warning(token: str) -> str:
     logging.getLogger("testapp.jobs").warning("job log line %s", token)
     _record(token=token)
     return token
+
+
+def blpop_then_record(token: str, seconds: int) -> str:
+    """Block on the job's own connection (in a SimpleWorker: the worker's socket), then record."""
+    get_current_job().connection.blpop(["test:nothing-comes"], timeout=seconds)
+    _record(token=token)
+    return token

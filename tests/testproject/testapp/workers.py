@@ -15,3 +15,12 @@ class SlowSuccessSimpleWorker(SimpleWorker):
         super().handle_job_success(job=job, queue=queue, started_job_registry=started_job_registry)
         self.connection.rpush("test:in-success", job.id)
         time.sleep(2)
+
+
+class SlowStartSimpleWorker(SimpleWorker):
+    """Lingers between receiving a job and starting it: a stop signal can land there."""
+
+    def execute_job(self, job: Any, queue: Any) -> None:
+        self.connection.rpush("test:dequeued", job.id)
+        time.sleep(1.5)
+        super().execute_job(job, queue)
