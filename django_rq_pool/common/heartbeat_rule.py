@@ -6,6 +6,7 @@ Workers beat at this rate and the master's stuck-worker check judges by it: one 
 from __future__ import annotations
 
 MAX_INTERVAL = 30
+UNREADABLE = "?"  # in a heartbeat report, in place of the heartbeat: this worker's Redis could not be read
 
 
 def heartbeat_interval(stuck_timeout: float) -> int:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from django_rq_pool.common.heartbeat_rule import UNREADABLE
 
 DEFAULT_JOB_TIMEOUT = 180  # rq's default when a job has none recorded
 
@@ -40,32 +42,60 @@ def job_allowance(timeout: bytes | None) -> str:
     return "inf" if seconds <= 0 else f"{seconds:g}"
 
 
-def read_heartbeats(watched: Iterable[Watched]) -> list[str]:
-    """In the monitor child: 'pid heartbeat-epoch-or-dash allowance' for each worker ('inf': never stuck)."""
+def read_heartbeats(watched: Iterable[Watched], timeout: float | None = None) -> Iterator[str]:
+    """In the monitor child: 'pid heartbeat-epoch-or-dash allowance' for each worker ('inf': never stuck).
+
+    A worker whose Redis cannot be read gets 'pid ? 0' (not judged this time) instead of failing the
+    whole check: one Redis server down must not blind the check to the workers of the others.
+    ``timeout`` bounds each connection's connect and reads, so a silent server cannot use up the
+    child's whole alarm.
+    """
     import django_rq
+    import redis
+
+    connections: dict[str, Any] = {}
+    failed: set[str] = set()
+    for item in watched:
+        if item.queue not in failed:
+            try:
+                if item.queue not in connections:
+                    connections[item.queue] = _connection(django_rq.get_queue(item.queue).connection, timeout)
+                yield _heartbeat_line(connections[item.queue], item)
+                continue
+            except (redis.RedisError, OSError):
+                failed.add(item.queue)
+        yield f"{item.pid} {UNREADABLE} 0\n"
+
+
+def _connection(connection: Any, timeout: float | None) -> Any:
+    kwargs = getattr(getattr(connection, "connection_pool", None), "connection_kwargs", None)
+    if timeout is not None and isinstance(kwargs, dict):
+        kwargs.update(socket_timeout=timeout, socket_connect_timeout=timeout)
+    return connection
+
+
+def _heartbeat_line(connection: Any, item: Watched) -> str:
     from django_rq.workers import get_worker_class
     from rq.utils import utcparse
     from rq.worker import Worker
 
-    lines = []
-    connections: dict[str, Any] = {}
-    for item in watched:
-        if item.queue not in connections:
-            connections[item.queue] = django_rq.get_queue(item.queue).connection
-        connection = connections[item.queue]
-        beat, state, job_id = connection.hmget(f"rq:worker:{item.name}", ["last_heartbeat", "state", "current_job"])
-        epoch = f"{utcparse(beat.decode()).timestamp():.3f}" if beat else "-"
-        allowance = "0"
-        in_process = not issubclass(get_worker_class(item.worker_class), Worker)
-        if in_process and state == b"busy" and job_id:
-            allowance = job_allowance(connection.hget(f"rq:job:{job_id.decode()}", "timeout"))
-        lines.append(f"{item.pid} {epoch} {allowance}\n")
-    return lines
+    beat, state, job_id = connection.hmget(f"rq:worker:{item.name}", ["last_heartbeat", "state", "current_job"])
+    epoch = f"{utcparse(beat.decode()).timestamp():.3f}" if beat else "-"
+    allowance = "0"
+    in_process = not issubclass(get_worker_class(item.worker_class), Worker)
+    if in_process and state == b"busy" and job_id:
+        allowance = job_allowance(connection.hget(f"rq:job:{job_id.decode()}", "timeout"))
+    return f"{item.pid} {epoch} {allowance}\n"
 
 
 def run_monitor(watched: list[Watched], out_fd: int, limit: float) -> int:
-    """Monitor child body: a hung Redis must not keep it alive past ``limit`` seconds."""
+    """Monitor child body: a hung Redis must not keep it alive past ``limit`` seconds.
+
+    Each line is flushed as soon as it is known, so what was read before the alarm still counts.
+    """
     signal.alarm(max(1, int(limit)))
     with os.fdopen(out_fd, "w") as out:
-        out.writelines(read_heartbeats(watched))
+        for line in read_heartbeats(watched, timeout=max(1.0, limit / 4)):
+            out.write(line)
+            out.flush()
     return 0

@@ -53,3 +53,18 @@ def test_workers_heartbeat_often_enough():
     assert heartbeat_interval(120) == 30 and heartbeat_interval(4) == 1 and heartbeat_interval(1000) == 30
     assert worker_heartbeat_kwargs(4) == {"worker_ttl": 16, "job_monitoring_interval": 1}
     assert worker_heartbeat_kwargs(0) == {}
+
+
+def test_a_worker_whose_redis_is_down_is_not_judged_and_the_others_are():
+    now = time.time()
+    monitor = HeartbeatMonitor(stuck_timeout=10, interval=2, reachable_since=now - 100)
+    live = {1: now - 100, 2: now - 100}
+    assert check(monitor, f"1 {now - 30:.3f} 0\n2 ? 0\n", live) == [1]
+    assert check(monitor, f"1 {now - 30:.3f} 0\n2 {now - 60:.3f} 0\n", live) == [1]  # 2's age counts from now
+    assert check(monitor, f"2 {now - 60:.3f} 0\n", live, ok=False) == []  # a partial report judges what it read
+
+
+def test_a_partial_report_from_a_child_killed_by_its_alarm_still_counts():
+    now = time.time()
+    monitor = HeartbeatMonitor(stuck_timeout=10, interval=2, reachable_since=now - 100)
+    assert check(monitor, f"1 {now - 30:.3f} 0\n", {1: now - 100, 2: now - 100}, ok=False) == [1]
