@@ -48,17 +48,21 @@ def early_requests() -> list[int]:
     return [signum for signum in _early if signum not in STOP_SIGNALS]
 
 
-def enter_child(label: str, master_pid: int, master_fds: tuple[int, ...], remember: bool = False) -> bool:
+def enter_child(
+    label: str, master_pid: int, master_fds: tuple[int, ...], remember: bool = False, ignore_stop: bool = False
+) -> bool:
     """Drop the master's signal handling and pipes (``master_fds``); False if the master is already gone.
 
     The master forks with its signals blocked (so the child never runs the master's handlers);
     they are unblocked here once the child's own dispositions are in place. With ``remember``
     (workers), a stop, USR1, USR2 or CONT signal that arrives before the worker's handlers exist
     is remembered (and applied once they do) instead of killing the half-started worker or being lost.
+    With ``ignore_stop`` (janitors, which finish their accounting whatever stops the pool), the
+    stop signals are ignored from the start: a Ctrl-C pending since the fork must not kill them.
     """
     for signum in MASTER_SIGNALS:
         # HUP stays ignored until a worker installs its log-reopening handler: the master forwards it.
-        if signum == signal.SIGHUP:
+        if signum == signal.SIGHUP or (ignore_stop and signum in STOP_SIGNALS):
             signal.signal(signum, signal.SIG_IGN)
         elif remember and signum in REMEMBERED_SIGNALS:
             signal.signal(signum, _remember)

@@ -333,11 +333,11 @@ class Arbiter:
         if pid == 0:
             code = 1
             try:
-                if enter_child(f"janitor:{record.group.name}", self.pid, self._wakeup + self._listening):
-                    # Finish the accounting whatever stops the pool: the master's exit (QUIT), a Ctrl-C
-                    # or a TERM sent to every process. It gives up by itself (see janitor.py).
-                    for signum in (signal.SIGQUIT, signal.SIGINT, signal.SIGTERM):
-                        signal.signal(signum, signal.SIG_IGN)
+                # Finish the accounting whatever stops the pool: the master's exit (QUIT), a Ctrl-C
+                # or a TERM sent to every process. It gives up by itself (see janitor.py).
+                if enter_child(
+                    f"janitor:{record.group.name}", self.pid, self._wakeup + self._listening, ignore_stop=True
+                ):
                     setproctitle(f"rqpool-janitor[{self.options.app_name}]: {record.context.name}")
                     code = run_janitor(record.context.name, record.group, reason)
             finally:
