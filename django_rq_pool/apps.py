@@ -16,3 +16,6 @@ class RqPoolConfig(AppConfig):
         # the earliest point of the boot that an app sees.
         super().__init__(app_name, app_module)
         pause_while_loading()
+
+    def ready(self) -> None:
+        from django_rq_pool import checks  # noqa: F401  (registers the configuration check)

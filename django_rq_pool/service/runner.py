@@ -26,6 +26,7 @@ from django_rq_pool.config.validation import validate_plan
 from django_rq_pool.hooks import load_hooks, run_hooks
 from django_rq_pool.master.arbiter import Arbiter
 from django_rq_pool.master.preload import preload_job_modules
+from django_rq_pool.master.warm import warm_django
 from django_rq_pool.service.operations import Operations, OperationsError, Service, with_settings
 
 log = logging.getLogger("django_rq_pool")
@@ -128,6 +129,7 @@ def run_pool(request: Request, options: PoolOptions, stdout: TextIO = sys.stdout
         log.error("setup hook failed; nothing was started:\n%s", traceback.format_exc())
         service.finish(EXIT_ERROR, "setup hook failed; nothing was started")
         return EXIT_ERROR
+    warm_django()
     close_db_connections()
     arbiter = Arbiter(plan, options, reload_plan=loader if loader.source.reloadable else None, **service.callbacks())
     status = EXIT_ERROR

@@ -21,7 +21,6 @@ class Command(BaseCommand):
         "from this process after Django is set up. Signals: HUP reload, QUIT graceful stop, "
         "INT/TERM stop, WINCH stop workers, USR1/USR2/CONT forwarded to workers."
     )
-    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

@@ -3,6 +3,11 @@
 import os
 
 from django.apps import AppConfig
+from django.core import checks
+
+
+def failing_check(app_configs, **kwargs):  # type: ignore[no-untyped-def]
+    return [checks.Error("failing on purpose (TEST_FAILING_CHECK)", id="testapp.E001")]
 
 
 class TestAppConfig(AppConfig):
@@ -17,3 +22,5 @@ class TestAppConfig(AppConfig):
             from .faults import install
 
             install(os.environ["TEST_MASTER_FAULT"])
+        if os.environ.get("TEST_FAILING_CHECK"):
+            checks.register(failing_check)

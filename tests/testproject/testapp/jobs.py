@@ -71,3 +71,25 @@ def blpop_then_record(token: str, seconds: int) -> str:
     get_current_job().connection.blpop(["test:nothing-comes"], timeout=seconds)
     _record(token=token)
     return token
+
+
+def django_caches(token: str) -> str:
+    """Record which of Django's lazy caches this job child found built, then use them."""
+    from django.template import engines
+    from django.template.loader import render_to_string
+    from django.urls import get_resolver, reverse
+    from django.utils.translation import trans_real
+
+    resolver = get_resolver()
+    urls = bool(resolver._reverse_dict)  # read before reverse() populates it
+    included = urls and all(bool(sub._reverse_dict) for _, sub in resolver.namespace_dict.values())
+    _record(
+        token=token,
+        urls=urls,
+        included=included,
+        templates=bool(engines._engines),
+        catalogue=bool(trans_real._translations),
+        reversed=reverse("more:detail", args=[7]),
+        rendered=render_to_string("testapp/hello.html", {"name": token}).strip(),
+    )
+    return token

@@ -42,3 +42,8 @@ if os.environ.get("TEST_RQ_POOL_PRELOAD"):
 
     RQ_POOL_PRELOAD = json.loads(os.environ["TEST_RQ_POOL_PRELOAD"])
 RQ_POOL_PRELOAD_DISCOVER = os.environ.get("TEST_RQ_POOL_PRELOAD_DISCOVER") == "1"
+
+ROOT_URLCONF = "testapp.urls"
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
+if os.environ.get("TEST_RQ_POOL_WARM"):
+    RQ_POOL_WARM = os.environ["TEST_RQ_POOL_WARM"] == "1"
