@@ -1,4 +1,6 @@
-"""User hooks: ``setup`` and ``after_spawn`` run in the master, ``after_prefork`` in each worker.
+"""User hooks: ``setup`` and ``after_spawn`` run in the master, ``after_prefork`` in each worker,
+``job_killed`` in a child of the worker or janitor that failed a job the pool killed
+(see ``common/job_killed.py``).
 
 Hooks come from decorators (``@django_rq_pool.after_prefork``) in app code, including any
 ``rqpool_hooks`` module of an installed app, and from dotted paths in
@@ -13,7 +15,7 @@ from typing import Any
 
 from django_rq_pool.config.plan import QueueGroup
 
-HOOK_KINDS = ("setup", "after_prefork", "after_spawn")
+HOOK_KINDS = ("setup", "after_prefork", "after_spawn", "job_killed")
 AUTODISCOVER_MODULE = "rqpool_hooks"
 
 _registry: dict[str, list[Callable[..., Any]]] = {kind: [] for kind in HOOK_KINDS}
@@ -52,6 +54,11 @@ def after_prefork(func: Callable[[Any, WorkerContext], Any]) -> Callable[[Any, W
 def after_spawn(func: Callable[[int, WorkerContext], Any]) -> Callable[[int, WorkerContext], Any]:
     """Run ``func(pid, context)`` in the master after each worker is forked."""
     return _register("after_spawn", func)
+
+
+def job_killed(func: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    """Run ``func(job, reason)`` when the pool has failed ``job`` because it killed it (not in the master)."""
+    return _register("job_killed", func)
 
 
 def load_hooks(paths: dict[str, list[str]] | None) -> None:

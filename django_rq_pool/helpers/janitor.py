@@ -2,7 +2,8 @@
 
 Without this, rq fails such a job only at its next registry maintenance (up to 10 minutes
 later, as AbandonedJobError) and the dead worker's key lingers in Redis. The master runs
-this in a short-lived child so that the master itself never talks to Redis.
+this in a short-lived child so that the master itself never talks to Redis. Each job it fails
+also runs its ``on_failure`` callback and the ``job_killed`` hooks (common/job_killed.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rq.job import JobStatus
 from rq.registry import StartedJobRegistry
 from rq.utils import now
 
+from django_rq_pool.common.job_killed import report_killed_job
 from django_rq_pool.config.plan import QueueGroup
 
 log = logging.getLogger(__name__)
@@ -132,6 +134,7 @@ def fail_jobs_of_dead_worker(name: str, group: QueueGroup, reason: str) -> int:
             worker.handle_job_failure(job, queue, started_job_registry=registry, exc_string=reason)
             log.warning("job %s of dead worker %s failed: %s", job_id, name, reason)
             failed += 1
+            report_killed_job(job, reason)  # its on_failure never ran: the worker died under it
     if len(worker.queues) == 1:
         (queue,) = worker.queues
         registry = StartedJobRegistry(queue.name, connection, job_class=worker.job_class, serializer=worker.serializer)

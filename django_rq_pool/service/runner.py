@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from django.conf import settings
 from django.db import connections
 
+from django_rq_pool.common import titles
 from django_rq_pool.common.exit_codes import EXIT_CONFIG, EXIT_ERROR, EXIT_OK
 from django_rq_pool.common.logs import configure_logging
 from django_rq_pool.config import loader as config
@@ -131,6 +132,7 @@ def run_pool(request: Request, options: PoolOptions, stdout: TextIO = sys.stdout
         return EXIT_ERROR
     warm_django()
     close_db_connections()
+    titles.install(options.app_name)
     arbiter = Arbiter(plan, options, reload_plan=loader if loader.source.reloadable else None, **service.callbacks())
     status = EXIT_ERROR
     try:

@@ -34,9 +34,12 @@ from rq.worker import SimpleWorker, Worker, WorkerStatus
 from django_rq_pool.common.child import early_requests, early_stop, enter_child
 from django_rq_pool.common.exit_codes import WORKER_BOOT_FAILED, WORKER_HOOK_FAILED
 from django_rq_pool.common.heartbeat_rule import worker_heartbeat_kwargs
+from django_rq_pool.common.inherited_db import drop_inherited_db_connections
+from django_rq_pool.common.job_killed import JobKilledByPool, report_killed_job
 from django_rq_pool.common.listening_pipe import announce
 from django_rq_pool.common.log_files import enter_worker as use_worker_log_file
 from django_rq_pool.common.log_files import reopen_on_signal
+from django_rq_pool.common.titles import forking_as, forks_become, set_title, titled
 from django_rq_pool.config.options import PoolOptions
 from django_rq_pool.hooks import WorkerContext, run_hooks
 from django_rq_pool.worker.unblock import interrupt_blocking_dequeue, is_unblock_error
@@ -44,6 +47,7 @@ from django_rq_pool.worker.unblock import interrupt_blocking_dequeue, is_unblock
 log = logging.getLogger(__name__)
 
 STOP_CHECK_SECONDS = 5
+JOB_CHILD_DIED = "Work-horse terminated unexpectedly"  # rq's reason for a job child that died
 THREAD_BLOCKED_SIGNALS = signal.valid_signals() - {
     signal.SIGSEGV,
     signal.SIGBUS,
@@ -53,10 +57,6 @@ THREAD_BLOCKED_SIGNALS = signal.valid_signals() - {
     signal.SIGABRT,
     signal.SIGSYS,
 }  # synchronous signals stay with the thread that causes them
-
-
-class JobKilledByPool(Exception):
-    """Raised inside an in-process (SimpleWorker) job that the pool kills."""
 
 
 class PoolWorkerMixin:
@@ -70,6 +70,7 @@ class PoolWorkerMixin:
     _pool_in_job_code = False  # SimpleWorker: the job's own function is running in this process
     _pool_dequeueing = False  # inside dequeue_job_and_maintain_ttl (read by the unblock thread)
     pool_listening_fd = -1  # the master's pipe, until this worker says it listens (readiness.py)
+    _pool_in_job_child = False
 
     def _install_signal_handlers(self) -> None:
         signal.signal(signal.SIGINT, self.request_stop)
@@ -120,7 +121,8 @@ class PoolWorkerMixin:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     def main_work_horse(self, job: Any, queue: Any) -> None:
-        _drop_inherited_db_connections()  # the worker's hooks may have opened one before this fork
+        self._pool_in_job_child = True
+        drop_inherited_db_connections()  # the worker's hooks may have opened one before this fork
         super().main_work_horse(job, queue)
 
     def _pool_warm_stop(self, signum: int, frame: FrameType | None) -> None:
@@ -192,10 +194,11 @@ class PoolWorkerMixin:
             del job.perform
 
     def fork_work_horse(self, job: Any, queue: Any) -> None:
-        if super().fork_work_horse.__func__ is Worker.fork_work_horse:
-            self._pool_fork_horse(job, queue)
-        else:
-            super().fork_work_horse(job, queue)  # the worker class has its own
+        with forking_as(f"rq:worker:{self.name}: job child of {job.id} starting"):
+            if super().fork_work_horse.__func__ is Worker.fork_work_horse:
+                self._pool_fork_horse(job, queue)
+            else:
+                super().fork_work_horse(job, queue)  # the worker class has its own
         if self._pool_kill_pending and self.horse_pid:
             self._pool_kill_pending = False
             self.kill_horse(signal.SIGKILL)
@@ -217,11 +220,36 @@ class PoolWorkerMixin:
         self._horse_pid = child_pid
         self.procline(f"Forked {child_pid} at {time.time()}")
 
+    def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
+        with forking_as(self._pool_scheduler_title()):
+            super()._start_scheduler(*args, **kwargs)
+
+    def run_maintenance_tasks(self) -> None:
+        with forking_as(self._pool_scheduler_title()):  # rq restarts a scheduler that died here
+            super().run_maintenance_tasks()
+
+    def _pool_scheduler_title(self) -> str:
+        """rq's scheduler process never titles itself: it keeps this title for life."""
+        queues = ",".join(self.queue_names())
+        return titled("scheduler", f"[{queues}] rq scheduler of worker {self.name} (pid {os.getpid()})")
+
     def handle_job_failure(self, job: Any, queue: Any, started_job_registry: Any = None, exc_string: str = "") -> None:
-        if self._pool_kill_reason:
-            exc_string = f"{self._pool_kill_reason}\n{exc_string}"
-            self._pool_kill_reason = None
+        """Fail the job with the pool's reason; if it was killed, tell the application (job_killed.py).
+
+        Here, outside the job child, a forking worker fails a job only when its job child died
+        (killed by the pool, or by a signal or the OOM killer): rq ran no ``on_failure`` for it.
+        A SimpleWorker's killed job raised JobKilledByPool in-process, so rq already ran it.
+        """
+        reason = self._pool_kill_reason
+        self._pool_kill_reason = None
+        if reason:
+            exc_string = f"{reason}\n{exc_string}"
         super().handle_job_failure(job, queue, started_job_registry=started_job_registry, exc_string=exc_string)
+        if self._pool_in_job_child:
+            return
+        in_process = isinstance(self, SimpleWorker)
+        if reason or (not in_process and exc_string.startswith(JOB_CHILD_DIED)):
+            report_killed_job(job, reason or exc_string.strip().rstrip(";"), run_on_failure=not in_process)
 
     def _pool_pause(self, signum: int, frame: FrameType | None) -> None:
         """Only set a flag: raising here could abort a dequeue after Redis handed over a job."""
@@ -302,26 +330,6 @@ class PoolWorkerMixin:
                 self._stop_requested = True
 
 
-def _drop_inherited_db_connections() -> None:
-    """Forget any DB socket inherited from the master without saying goodbye on it."""
-    from django.db import connections
-
-    for connection in connections.all(initialized_only=True):
-        raw = connection.connection
-        if raw is None:
-            continue
-        fileno = getattr(raw, "fileno", None)
-        if callable(fileno):
-            devnull = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(devnull, fileno())
-            os.close(devnull)
-        _INHERITED.append(raw)  # never garbage-collected, so never closed on the master's socket
-        connection.connection = None
-
-
-_INHERITED: list[Any] = []
-
-
 def build_worker(context: WorkerContext, options: PoolOptions) -> Any:
     """Build the rq worker as django-rq does, with the pool's signal handling mixed in."""
     import django_rq
@@ -358,8 +366,10 @@ def run_worker(
         if not enter_child(context.group.name, context.master_pid, master_fds, remember=True):
             log.warning("master %d is gone before the worker started; exiting", context.master_pid)
             os._exit(0)
+        set_title("worker", f"starting [{context.group.name}] #{context.index} as {context.name}")
+        forks_become(titled("worker-child", f"forked by worker {context.name} (pid {os.getpid()})"))
         use_worker_log_file(context.group.name, context.index)
-        _drop_inherited_db_connections()
+        drop_inherited_db_connections()
         worker = build_worker(context, options)
         worker.pool_listening_fd = listening_fd
         try:

@@ -43,6 +43,10 @@ def after_prefork(worker, context) -> None:  # type: ignore[no-untyped-def]
                 payload["backend"] = cursor.fetchone()[0]
             payload["master_backend"] = os.environ.get("TEST_MASTER_BACKEND")
         worker.connection.rpush("test:prefork", json.dumps(payload))
+    if "record-title" in MODES:  # what ps shows for this worker before any of rq's code ran
+        with open("/proc/self/cmdline", "rb") as handle:
+            title = handle.read().split(b"\0")[0].decode()
+        worker.connection.rpush("test:titles", json.dumps({"pid": os.getpid(), "title": title}))
     if "record-worker-environ" in MODES:
         execute_job = worker.execute_job
 
