@@ -62,3 +62,11 @@ def after_prefork(worker, context) -> None:  # type: ignore[no-untyped-def]
 def after_spawn(pid, context) -> None:  # type: ignore[no-untyped-def]
     if "spawn-raises" in MODES:
         raise RuntimeError("after_spawn failed on purpose")
+
+
+@django_rq_pool.job_killed
+def job_killed(job, reason) -> None:  # type: ignore[no-untyped-def]
+    if os.environ.get("TEST_KILLED_TABLE"):
+        from .killed_hooks import record_row
+
+        record_row(job, reason)

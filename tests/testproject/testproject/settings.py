@@ -47,3 +47,5 @@ ROOT_URLCONF = "testapp.urls"
 TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
 if os.environ.get("TEST_RQ_POOL_WARM"):
     RQ_POOL_WARM = os.environ["TEST_RQ_POOL_WARM"] == "1"
+if os.environ.get("TEST_RQ_POOL_JOB_KILLED_TIMEOUT"):
+    RQ_POOL_JOB_KILLED_TIMEOUT = float(os.environ["TEST_RQ_POOL_JOB_KILLED_TIMEOUT"])
