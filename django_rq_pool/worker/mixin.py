@@ -47,6 +47,7 @@ from django_rq_pool.worker.unblock import interrupt_blocking_dequeue, is_unblock
 log = logging.getLogger(__name__)
 
 STOP_CHECK_SECONDS = 5
+PAUSE_POLL_SECONDS = 0.05
 JOB_CHILD_DIED = "Work-horse terminated unexpectedly"  # rq's reason for a job child that died
 THREAD_BLOCKED_SIGNALS = signal.valid_signals() - {
     signal.SIGSEGV,
@@ -252,10 +253,24 @@ class PoolWorkerMixin:
             report_killed_job(job, reason or exc_string.strip().rstrip(";"), run_on_failure=not in_process)
 
     def _pool_pause(self, signum: int, frame: FrameType | None) -> None:
-        """Only set a flag: raising here could abort a dequeue after Redis handed over a job."""
+        """Set a flag, and end an idle worker's blocking dequeue so that it reports the pause at once.
+
+        Never raise here: that could abort a dequeue after Redis handed over a job (see unblock.py).
+        """
         if not self._pool_paused:
             self.log.info("Worker %s: USR2: paused, finishing any current job; CONT resumes", self.name)
         self._pool_paused = True
+        if self.get_state() != WorkerStatus.BUSY:
+            interrupt_blocking_dequeue(self, self._pool_pause_unnoticed)
+
+    def _pool_pause_unnoticed(self) -> bool:
+        """True while a pause still waits for the blocking dequeue to end (read by the unblock thread)."""
+        return (
+            self._pool_dequeueing
+            and self._pool_paused
+            and not self._stop_requested
+            and self.get_state() != WorkerStatus.SUSPENDED
+        )
 
     def _pool_resume(self, signum: int, frame: FrameType | None) -> None:
         if self._pool_paused:
@@ -263,11 +278,17 @@ class PoolWorkerMixin:
         self._pool_paused = False
 
     def _pool_wait_while_paused(self) -> None:
+        """Report SUSPENDED while paused; notice CONT within PAUSE_POLL_SECONDS, heartbeat every second."""
+        if not self._pool_paused or self._stop_requested:
+            return
+        self.set_state(WorkerStatus.SUSPENDED)
+        self.procline("Paused (USR2), CONT resumes")
+        last_beat = 0.0
         while self._pool_paused and not self._stop_requested:
-            self.set_state(WorkerStatus.SUSPENDED)
-            self.procline("Paused (USR2), CONT resumes")
-            self.heartbeat()
-            time.sleep(1)
+            if time.monotonic() - last_beat >= 1:
+                self.heartbeat()
+                last_beat = time.monotonic()
+            time.sleep(PAUSE_POLL_SECONDS)
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
         """rq's dequeue, marked: a warm stop's CLIENT UNBLOCK may only end a blocking call made here."""
@@ -299,9 +320,11 @@ class PoolWorkerMixin:
             try:
                 result = super().dequeue_job_and_maintain_ttl(timeout, slice_limit)
             except redis.ResponseError as exc:
-                if self._stop_requested and is_unblock_error(exc):
+                if not is_unblock_error(exc):
+                    raise
+                if self._stop_requested:
                     raise StopRequested from None  # the warm stop ended the wait; nothing was dequeued
-                raise
+                continue  # a pause ended the wait (nothing was dequeued): report it, or wait again
             if result is None:
                 if timeout is None or (max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time):
                     return None  # burst: the queues are empty; or idle for max_idle_time
