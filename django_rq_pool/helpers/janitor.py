@@ -101,7 +101,7 @@ def fail_jobs_of_dead_worker(name: str, group: QueueGroup, reason: str) -> int:
         name=name,
     )
     connection = worker.connection
-    failed = 0
+    killed = []
     for queue in worker.queues:
         registry = StartedJobRegistry(queue.name, connection, job_class=worker.job_class, serializer=worker.serializer)
         for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
@@ -133,14 +133,15 @@ def fail_jobs_of_dead_worker(name: str, group: QueueGroup, reason: str) -> int:
             worker.execution = execution
             worker.handle_job_failure(job, queue, started_job_registry=registry, exc_string=reason)
             log.warning("job %s of dead worker %s failed: %s", job_id, name, reason)
-            failed += 1
-            report_killed_job(job, reason)  # its on_failure never ran: the worker died under it
+            killed.append(job)
     if len(worker.queues) == 1:
         (queue,) = worker.queues
         registry = StartedJobRegistry(queue.name, connection, job_class=worker.job_class, serializer=worker.serializer)
         requeue_stranded(queue, registry, worker.job_class)
     worker.register_death()
-    return failed
+    for job in killed:  # once Redis is accounted for: the application's hooks may take their time
+        report_killed_job(job, reason)  # its on_failure never ran: the worker died under it
+    return len(killed)
 
 
 def run_janitor(name: str, group: QueueGroup, reason: str) -> int:

@@ -238,8 +238,9 @@ def test_usr2_pauses_after_the_current_job_and_cont_resumes(pool_factory, queue,
     wait_started(redis_client)
     pool.signal(signal.SIGUSR2)
     pool.wait_log("paused, finishing any current job")
+    states = lambda: sorted(w.get("state") for w in pool.registered_workers().values())  # noqa: E731
+    wait_for(lambda: states() == ["busy", "suspended"], message="the idle worker suspended at once")
     waiting = queue("foo").enqueue("testapp.jobs.record", "while-paused")
-    pool.wait_log(f"paused; job {waiting.id} put back at the head of foo")  # the idle worker was in BLMOVE
     wait_status(current, "finished")
 
     def all_suspended() -> bool:
