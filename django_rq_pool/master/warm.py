@@ -1,7 +1,8 @@
 """Build in the master what Django otherwise builds lazily in every job child.
 
 A job child is forked from its worker for each job and exits after it, so whatever Django builds
-on first use (the URL resolver, template engines, the translation catalogue) is built again for
+on first use (the URL resolvers, template engines and compiled templates, the translation
+catalogue and the locale's formats) is built again for
 every job that needs it, unless the master built it once before forking. A project whose URLconf
 takes seconds to import otherwise pays those seconds in every job that calls ``reverse()``.
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
@@ -23,18 +26,36 @@ SETTING = "RQ_POOL_WARM"
 
 
 def url_resolver() -> str:
-    """Populate the root resolver for LANGUAGE_CODE, which populates every included URLconf's."""
+    """Populate the root resolver for LANGUAGE_CODE, and every namespaced one reverse() would use.
+
+    The root's population covers included URLconfs without a namespace; a namespaced include is a
+    resolver of its own, populated on its first ``reverse("ns:name")``, and reverse() then builds
+    (and caches) a resolver for the namespace's prefix: both are built here too.
+    """
     from django.urls import get_resolver
     from django.utils import translation
 
     if not getattr(settings, "ROOT_URLCONF", None):
         return "no ROOT_URLCONF"
-    resolver = get_resolver()
-    with translation.override(settings.LANGUAGE_CODE):
-        patterns = len(resolver.reverse_dict)  # reverse() reads this, keyed by the active language
-        resolver.namespace_dict  # noqa: B018  (namespaced reverse())
-        resolver.app_dict  # noqa: B018
-    return f"{settings.ROOT_URLCONF}, {patterns} names"
+    with translation.override(settings.LANGUAGE_CODE):  # reverse() reads the active language's tables
+        root = get_resolver()
+        names = len(root.reverse_dict) + _populate_namespaces(root, "", {})
+    return f"{settings.ROOT_URLCONF}, {names} names"
+
+
+def _populate_namespaces(resolver: Any, prefix: str, converters: dict) -> int:
+    """What django.urls.reverse() builds for each ``ns:...`` path, depth first; returns the names."""
+    from django.urls.resolvers import get_ns_resolver
+
+    names = 0
+    resolver.app_dict  # noqa: B018
+    for extra, sub in resolver.namespace_dict.values():
+        sub_prefix = prefix + extra
+        sub_converters = {**converters, **sub.pattern.converters}
+        names += len(sub.reverse_dict)
+        get_ns_resolver(sub_prefix, sub, tuple(sub_converters.items())).reverse_dict  # noqa: B018
+        names += _populate_namespaces(sub, sub_prefix, sub_converters)
+    return names
 
 
 def template_engines() -> str:
@@ -49,21 +70,63 @@ def template_engines() -> str:
     return ", ".join(built) or "none configured"
 
 
+def compiled_templates() -> str:
+    """Compile every template the Django engines' cached loaders can find, into their caches.
+
+    Without this, each job child parses a template again on its first render (each is a fresh
+    fork). A file that is not a valid template is skipped: rendering it would fail anyway.
+    """
+    from django.template import TemplateSyntaxError, engines
+    from django.template.loaders.cached import Loader as CachedLoader
+
+    compiled = skipped = 0
+    for engine in engines.all():
+        inner = getattr(engine, "engine", None)
+        if inner is None:
+            continue
+        for loader in inner.template_loaders:
+            if not isinstance(loader, CachedLoader):
+                continue  # nothing would keep what is compiled
+            for name in _template_names(loader):
+                try:
+                    inner.get_template(name)
+                    compiled += 1
+                except (TemplateSyntaxError, UnicodeDecodeError, OSError):
+                    skipped += 1
+    return f"{compiled} templates" + (f", {skipped} files skipped (not valid templates)" if skipped else "")
+
+
+def _template_names(loader: Any) -> list[str]:
+    """Names of every file under the directories of a cached loader's own loaders, first dir first."""
+    seen: dict[str, None] = {}
+    for inner in loader.loaders:
+        get_dirs = getattr(inner, "get_dirs", None)
+        for directory in get_dirs() if callable(get_dirs) else ():
+            root = Path(directory)
+            if root.is_dir():
+                for path in sorted(root.rglob("*")):
+                    if path.is_file():
+                        seen.setdefault(path.relative_to(root).as_posix(), None)
+    return list(seen)
+
+
 def translation_catalogue() -> str:
     """Load LANGUAGE_CODE's catalogue: what gettext() uses when no language is activated."""
     if not settings.USE_I18N:
         return "USE_I18N is off"
-    from django.utils import translation
+    from django.utils import formats, translation
 
     translation.gettext("")  # loads and caches the default catalogue
     with translation.override(settings.LANGUAGE_CODE):
         translation.gettext("")
+    formats.get_format_modules(settings.LANGUAGE_CODE)  # the locale's date and number formats
     return settings.LANGUAGE_CODE
 
 
 STEPS: tuple[tuple[str, Callable[[], str]], ...] = (
     ("URL resolver", url_resolver),
     ("template engines", template_engines),
+    ("templates", compiled_templates),
     ("translation catalogue", translation_catalogue),
 )
 

@@ -82,8 +82,9 @@ def run_cache_probe(pool_factory, queue, redis_client, env: dict[str, str]) -> t
 def test_job_children_find_djangos_lazy_caches_built_by_the_master(pool_factory, queue, redis_client):
     record, log = run_cache_probe(pool_factory, queue, redis_client, {})
     assert record["urls"] and record["included"] and record["templates"] and record["catalogue"], record
+    assert record["compiled"], record
     assert record["reversed"] == "/more/7/" and record["rendered"] == "Hello probe"
-    for step in ("URL resolver", "template engines", "translation catalogue"):
+    for step in ("URL resolver", "template engines", "templates", "translation catalogue"):
         assert f"warmed the {step} in " in log
 
 

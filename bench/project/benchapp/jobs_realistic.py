@@ -41,3 +41,26 @@ def report(day: str) -> str:
     return hashlib.sha256(
         json.dumps([ET.tostring(tree).decode(), mail.as_string()[:64], image.size, highlighted]).encode()
     ).hexdigest()
+
+
+def django_heavy(pk: int) -> str:
+    """What a job that builds a link, a page and a message does: reverse(), render_to_string(), gettext()."""
+    import datetime
+
+    from django.template.loader import render_to_string
+    from django.urls import reverse
+    from django.utils.translation import gettext
+
+    rows = [
+        {
+            "url": reverse("item", args=[pk + n]),
+            "name": CATALOG[n]["name"],
+            "value": n / 7,
+            "when": datetime.date(2026, 11, 1 + n % 28),
+        }
+        for n in range(10)
+    ]
+    link = reverse("s3:s3-42", kwargs={"pk": pk, "slug": "report"})
+    title = gettext("This field is required.")
+    html = render_to_string("benchapp/heavy.html", {"name": title, "rows": rows})
+    return hashlib.sha256((link + html).encode()).hexdigest()

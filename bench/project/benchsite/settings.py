@@ -17,3 +17,11 @@ RQ_QUEUES = {"bench": {"URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0
 # BENCH_PRELOAD=0 turns it off, to see what it is worth.
 PRELOAD = os.environ.get("BENCH_PRELOAD", "1") == "1"
 RQ_POOL_PRELOAD = ["benchapp.jobs_trivial", "benchapp.jobs_realistic"] if PRELOAD else []
+
+# For the Django-heavy job: a URLconf slow to import, templates, a translation catalogue.
+ROOT_URLCONF = "benchapp.urls"
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
+USE_I18N = True
+LANGUAGE_CODE = "de"
+# rqpool warms Django's lazy caches before forking; BENCH_WARM=0 turns that off, to see what it is worth.
+RQ_POOL_WARM = os.environ.get("BENCH_WARM", "1") == "1"

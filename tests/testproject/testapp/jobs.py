@@ -83,11 +83,13 @@ def django_caches(token: str) -> str:
     resolver = get_resolver()
     urls = bool(resolver._reverse_dict)  # read before reverse() populates it
     included = urls and all(bool(sub._reverse_dict) for _, sub in resolver.namespace_dict.values())
+    compiled = any(loader.get_template_cache for loader in engines["django"].engine.template_loaders) if urls else None
     _record(
         token=token,
         urls=urls,
         included=included,
         templates=bool(engines._engines),
+        compiled=compiled,
         catalogue=bool(trans_real._translations),
         reversed=reverse("more:detail", args=[7]),
         rendered=render_to_string("testapp/hello.html", {"name": token}).strip(),
