@@ -33,6 +33,7 @@ class Contender:
     label: str
     kind: str  # "rqpool", "rqworker-pool" or "separate"
     worker_class: str | None = None
+    env: tuple[tuple[str, str], ...] = ()  # extra environment, e.g. a setting turned off
 
     def commands(self, count: int, workdir: Path) -> list[list[str]]:
         python = sys.executable
@@ -60,6 +61,7 @@ CONTENDERS = (
     Contender("rqworker-pool", "django-rq rqworker-pool", "rqworker-pool"),
     Contender("separate", "N x rqworker", "separate"),
     Contender("rqpool-simple", "rqpool, SimpleWorker list", "rqpool", "rq.worker.SimpleWorker"),
+    Contender("rqpool-nowarm", "rqpool, warming off", "rqpool", env=(("BENCH_WARM", "0"),)),
 )
 
 
@@ -88,7 +90,7 @@ class Running:
             return subprocess.Popen(
                 command,
                 cwd=PROJECT,
-                env={**self.env, TOKEN_VAR: self.token},
+                env={**self.env, **dict(self.contender.env), TOKEN_VAR: self.token},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

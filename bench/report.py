@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 ME = "rqpool"
-OTHERS = ("rqworker-pool", "separate", "rqpool-simple")
+OTHERS = ("rqworker-pool", "separate", "rqpool-simple", "rqpool-nowarm")
 
 
 def machine() -> dict[str, Any]:
@@ -87,6 +87,9 @@ class Figures:
     def done(self, key: str, kind: str) -> list[float] | None:
         return self.results.get("jobs_done", {}).get(key, {}).get(kind)
 
+    def heavy_cost(self, key: str) -> list[float] | None:
+        return self.results.get("django_heavy_cost", {}).get(key)
+
     def replacement(self, key: str) -> list[float] | None:
         return self.results.get("replacement", {}).get(key)
 
@@ -115,6 +118,11 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, Callable[[str], list[f
         (f"(c) trivial jobs/s, {jobs} jobs, N={at}", ".0f", lambda k: f.rate(k, "trivial")),
         (f"(c) realistic jobs/s, {jobs} jobs, N={at}", ".1f", lambda k: f.rate(k, "realistic")),
     ]
+    if "django_heavy_cost" in results:
+        table += [
+            (f"(c) Django-heavy jobs/s, {jobs} jobs, N={at}", ".1f", lambda k: f.rate(k, "django_heavy")),
+            ("(c) Django-heavy job's cost / trivial job's, same run", ".2f", f.heavy_cost),
+        ]
     if cap > 0:  # a capped batch measures slower contenders on the jobs they did in time
         table += [
             (f"(c) trivial jobs done (all, or those done in {cap:.0f} s)", ".0f", lambda k: f.done(k, "trivial")),
@@ -182,6 +190,14 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         median(f.replacement(ME)),
         lambda v: v >= 10,
         "{:.1f}x faster",
+    )
+    heavy = median(f.heavy_cost(ME))
+    out.append(
+        (
+            "Django-heavy job ≤ 1.2x the trivial job's cost under rqpool (same run)",
+            "not measured" if heavy is None else f"{heavy:.2f}x",
+            None if heavy is None else heavy <= 1.2,
+        )
     )
     cpu = median(f.master_cpu(ME))
     out.append(

@@ -33,6 +33,7 @@ RESULTS = ROOT / "bench" / "results"
 JOB_FUNCS = {
     "trivial": ("benchapp.jobs_trivial.noop", ()),
     "realistic": ("benchapp.jobs_realistic.report", ("2026-11-29",)),
+    "django_heavy": ("benchapp.jobs_realistic.django_heavy", (42,)),
 }
 SETTLE = 1.0
 MIN_UPTIME = 6.0  # rqpool counts a worker that dies within 5 s of its fork as a failed start (and backs off)
@@ -55,7 +56,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--state-mb", type=float, help="MB of objects the app loads at django.setup() (default 150)")
     parser.add_argument("--only", help="comma-separated contender keys: " + ", ".join(c.key for c in CONTENDERS))
     parser.add_argument("--phases", default="startup,throughput,idle", help="which phases to run")
-    parser.add_argument("--batches", default="trivial,realistic", help="which job batches the throughput phase runs")
+    parser.add_argument(
+        "--batches",
+        default="trivial,realistic",
+        help=f"which job batches the throughput phase runs, in order, in one launch: {', '.join(JOB_FUNCS)}",
+    )
     parser.add_argument("--out", type=Path, help="results directory")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -227,6 +232,13 @@ class Bench:
                 parts.append(f"{kind} {rate:.0f}/s ({done} done), PSS {memory.pss:.0f} USS {memory.uss:.0f}")
         finally:
             running.stop()
+        rates = {path[2]: value for path, value in measured if path[0] == "jobs_per_second"}
+        if rates.get("trivial") and rates.get("django_heavy"):
+            # Both batches ran back to back on the same workers: their ratio is comparable within this
+            # run even on a loaded machine, where rates from different minutes are not.
+            cost = rates["trivial"] / rates["django_heavy"]
+            measured.append((("django_heavy_cost", contender.key), cost))
+            parts.append(f"django_heavy costs {cost:.2f}x trivial")
         for path, value in measured:  # only complete runs count: the lists stay aligned run by run
             self.record(*path, value=value)
         return "; ".join(parts)
