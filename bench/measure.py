@@ -63,6 +63,22 @@ def cpu_seconds(pid: int) -> float:
     return times.user + times.system
 
 
+def tree_cpu_seconds(processes: Iterable[psutil.Process]) -> float:
+    """CPU seconds of live processes plus their reaped children (a worker's job children, once waited for).
+
+    Unlike a rate, this hardly depends on what else the machine runs: on a shared, loaded machine
+    it is the figure two batches of one run can be compared by.
+    """
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
 def workers(client: redis.Redis) -> dict[str, dict[str, str]]:
     """rq worker hashes in Redis: name -> {state, pid}."""
     names = [n.decode() for n in client.smembers("rq:workers")]

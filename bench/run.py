@@ -25,7 +25,7 @@ from rq import Queue
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
 from .contenders import CONTENDERS, Contender, Running
-from .measure import cpu_seconds, idle_names, total_memory, wait_until, workers
+from .measure import cpu_seconds, idle_names, total_memory, tree_cpu_seconds, wait_until, workers
 from .report import machine, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,10 +220,14 @@ class Bench:
             time.sleep(SETTLE)
             measured.append((("job_memory", contender.key, "idle"), asdict(total_memory(running.pids()))))
             for kind in self.args.batches:
+                processes = running.processes()  # the master and workers: job children come and go
+                cpu_before = tree_cpu_seconds(processes)
                 rate, done, failures = self.run_jobs(kind)
                 if failures:
                     raise RuntimeError(f"{failures} {kind} jobs failed; see {running.log}")
                 wait_until(lambda: len(idle_names(self.client)) >= count, 60, "workers idle again")
+                cpu_ms = (tree_cpu_seconds(processes) - cpu_before) * 1000 / max(done, 1)
+                measured.append((("cpu_ms_per_job", contender.key, kind), cpu_ms))
                 time.sleep(SETTLE)
                 memory = total_memory(running.pids())
                 measured.append((("jobs_per_second", contender.key, kind), rate))
@@ -232,13 +236,13 @@ class Bench:
                 parts.append(f"{kind} {rate:.0f}/s ({done} done), PSS {memory.pss:.0f} USS {memory.uss:.0f}")
         finally:
             running.stop()
-        rates = {path[2]: value for path, value in measured if path[0] == "jobs_per_second"}
-        if rates.get("trivial") and rates.get("django_heavy"):
-            # Both batches ran back to back on the same workers: their ratio is comparable within this
-            # run even on a loaded machine, where rates from different minutes are not.
-            cost = rates["trivial"] / rates["django_heavy"]
+        cpu = {path[2]: value for path, value in measured if path[0] == "cpu_ms_per_job"}
+        if cpu.get("trivial") and cpu.get("django_heavy"):
+            # CPU per job of the pool's own processes, both batches on the same workers in one launch:
+            # comparable on a loaded machine, where rates measured minutes apart are not.
+            cost = cpu["django_heavy"] / cpu["trivial"]
             measured.append((("django_heavy_cost", contender.key), cost))
-            parts.append(f"django_heavy costs {cost:.2f}x trivial")
+            parts.append(f"CPU/job {cpu['trivial']:.1f} ms trivial, {cpu['django_heavy']:.1f} ms heavy: {cost:.2f}x")
         for path, value in measured:  # only complete runs count: the lists stay aligned run by run
             self.record(*path, value=value)
         return "; ".join(parts)

@@ -119,7 +119,8 @@ def translation_catalogue() -> str:
     translation.gettext("")  # loads and caches the default catalogue
     with translation.override(settings.LANGUAGE_CODE):
         translation.gettext("")
-    formats.get_format_modules(settings.LANGUAGE_CODE)  # the locale's date and number formats
+    for name in formats.FORMAT_SETTINGS:  # the locale's date and number formats, imported and cached
+        formats.get_format(name, settings.LANGUAGE_CODE)
     return settings.LANGUAGE_CODE
 
 
