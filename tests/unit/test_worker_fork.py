@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from rq.worker import Worker
@@ -20,5 +21,7 @@ def test_a_worker_class_with_its_own_fork_work_horse_keeps_it():
     pool_class = type("PoolCustomForkWorker", (PoolWorkerMixin, CustomForkWorker), {})
     worker = object.__new__(pool_class)  # no Redis needed: only the method resolution is under test
     worker.forked = []
-    worker.fork_work_horse("job", "queue")
-    assert worker.forked == ["job"]
+    worker.name = "w"
+    job = SimpleNamespace(id="job")
+    worker.fork_work_horse(job, "queue")
+    assert worker.forked == [job]
