@@ -34,6 +34,7 @@ class Contender:
     kind: str  # "rqpool", "rqworker-pool" or "separate"
     worker_class: str | None = None
     env: tuple[tuple[str, str], ...] = ()  # extra environment, e.g. a setting turned off
+    by_default: bool = True  # False: only run when --only names it
 
     def commands(self, count: int, workdir: Path) -> list[list[str]]:
         python = sys.executable
@@ -61,7 +62,7 @@ CONTENDERS = (
     Contender("rqworker-pool", "django-rq rqworker-pool", "rqworker-pool"),
     Contender("separate", "N x rqworker", "separate"),
     Contender("rqpool-simple", "rqpool, SimpleWorker list", "rqpool", "rq.worker.SimpleWorker"),
-    Contender("rqpool-nowarm", "rqpool, warming off", "rqpool", env=(("BENCH_WARM", "0"),)),
+    Contender("rqpool-nowarm", "rqpool, warming off", "rqpool", env=(("BENCH_WARM", "0"),), by_default=False),
 )
 
 

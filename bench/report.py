@@ -215,7 +215,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     return out
 
 
-def markdown(results: dict[str, Any], plot_name: str) -> str:
+def markdown(results: dict[str, Any], plot_name: str | None) -> str:
     labels = results["contenders"]
     keys = [k for k in (ME, *OTHERS) if k in labels]
     others = [k for k in OTHERS if k in labels]
@@ -229,6 +229,8 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
         "| --- " * (1 + len(keys) + len(others)) + "|",
     ]
     for label, fmt, values in rows(results):
+        if not any(values(k) for k in keys):
+            continue  # a phase or batch this run did not measure
         mine = median(values(ME))
         cells = [cell(values(k), fmt) for k in keys]
         lines.append(
@@ -253,9 +255,9 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
         f"Load average before: {before['load_average']}, after: {after.get('load_average', '?')}; "
         f"run took {results.get('duration_s', 0) / 60:.1f} min.",
         "",
-        f"![total memory against N]({plot_name})",
-        "",
     ]
+    if plot_name:
+        lines += [f"![total memory against N]({plot_name})", ""]
     return "\n".join(lines)
 
 
@@ -293,5 +295,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 
 def write_report(results: dict[str, Any], out: Path) -> None:
-    plot(results, out / "memory.png")
-    (out / "results.md").write_text(markdown(results, "memory.png"))
+    """results.md, and memory.png when the run measured idle memory (the start-up phase)."""
+    plot_name = "memory.png" if results.get("idle_memory") else None
+    if plot_name:
+        plot(results, out / plot_name)
+    (out / "results.md").write_text(markdown(results, plot_name))

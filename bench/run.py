@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.idle_seconds = args.idle_seconds or (5.0 if quick else 60.0)
     args.state_mb = args.state_mb or (30.0 if quick else 150.0)
     args.out = args.out or (RESULTS / "quick" if quick else RESULTS)
-    keys = args.only.split(",") if args.only else [c.key for c in CONTENDERS]
+    keys = args.only.split(",") if args.only else [c.key for c in CONTENDERS if c.by_default]
     args.contenders = [c for c in CONTENDERS if c.key in keys]
     args.phases = args.phases.split(",")
     args.batches = args.batches.split(",")
