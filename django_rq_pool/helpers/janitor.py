@@ -28,7 +28,7 @@ RETRY_FOR_SECONDS = 600.0
 STRANDED_GRACE = 5.0  # a live worker registers a dequeued job within milliseconds; 5 s means nobody will
 
 # Put a job that never started back at the head of its queue, once: only if it is still where the
-# dead worker left it (the intermediate list), or, for a multi-queue worker (BLPOP), in no queue list.
+# dead worker left it (the intermediate list), or, for a multi-queue worker, in no queue list.
 # ARGV[3], when given, is the Redis time of the janitor's first look: if any janitor requeued the job
 # since, the copy now in the intermediate list may be a live worker's fresh dequeue, so leave it.
 _REQUEUE = """
@@ -49,22 +49,26 @@ REQUEUED_KEY = "rqpool:requeued:{}"
 
 
 def requeue_unstarted(queue: Any, job_id: str, how: str, first_seen: str = "") -> bool:
-    """``how``: 'moved' (BLMOVE into the intermediate list) or 'popped' (BLPOP of a multi-queue worker)."""
+    """``how``: 'moved' (in the intermediate list) or 'popped' (a multi-queue worker's: there, or in no list)."""
     keys = (queue.intermediate_queue_key, queue.key, REQUEUED_KEY.format(job_id))
     return bool(queue.connection.eval(_REQUEUE, 3, *keys, job_id, how, first_seen))
 
 
-def requeue_stranded(queue: Any, registry: StartedJobRegistry, job_class: Any) -> int:
-    """Jobs a single-queue worker moved into the intermediate list but died before registering.
+def requeue_stranded(queues: list[Any], job_class: Any, serializer: Any = None) -> int:
+    """Jobs a dead worker moved into an intermediate list but never registered; returns how many.
 
-    rq itself fails them only after two maintenance passes (10 minutes or more apart); they never
-    ran, so they go back to the head of the queue instead. A job counts as stranded when two looks
-    STRANDED_GRACE apart find it in the same state: in the intermediate list, unregistered, QUEUED,
-    with the same start and enqueue times (so not run or requeued in between).
+    Single-queue workers move jobs there with rq's BLMOVE, multi-queue workers with the pool's
+    claim (worker/dequeue.py). rq itself fails such jobs only after two maintenance passes (10
+    minutes or more apart); they never ran, so they go back to the head of their queue instead. A
+    job counts as stranded when two looks STRANDED_GRACE apart find it in the same state: in the
+    intermediate list, unregistered, QUEUED, with the same start and enqueue times (so not run or
+    requeued in between). The lists are shared with live workers, whose jobs pass that test only if
+    such a worker stalls for STRANDED_GRACE between its dequeue and the job's registration.
     """
-    connection = queue.connection
 
-    def candidates() -> dict[str, tuple]:
+    def candidates(queue: Any) -> dict[str, tuple]:
+        connection = queue.connection
+        registry = StartedJobRegistry(queue.name, connection, job_class=job_class, serializer=serializer)
         found = {}
         for raw in connection.lrange(queue.intermediate_queue_key, 0, -1):
             job_id = raw.decode()
@@ -75,18 +79,19 @@ def requeue_stranded(queue: Any, registry: StartedJobRegistry, job_class: Any) -
                 found[job_id] = tuple(fields)
         return found
 
-    seconds, micros = connection.time()
+    seconds, micros = queues[0].connection.time()
     first_seen = f"{seconds}.{micros:06d}"
-    first = candidates()
-    if not first:
+    first = {queue.name: candidates(queue) for queue in queues}
+    if not any(first.values()):
         return 0
     time.sleep(STRANDED_GRACE)
-    second = candidates()
     requeued = 0
-    for job_id, fingerprint in first.items():
-        if second.get(job_id) == fingerprint and requeue_unstarted(queue, job_id, "moved", first_seen):
-            log.warning("job %s was stranded in %s by a dead worker; put back at the head", job_id, queue.name)
-            requeued += 1
+    for queue in queues:
+        second = candidates(queue) if first[queue.name] else {}
+        for job_id, fingerprint in first[queue.name].items():
+            if second.get(job_id) == fingerprint and requeue_unstarted(queue, job_id, "moved", first_seen):
+                log.warning("job %s was stranded in %s by a dead worker; put back at the head", job_id, queue.name)
+                requeued += 1
     return requeued
 
 
@@ -118,7 +123,9 @@ def fail_jobs_of_dead_worker(name: str, group: QueueGroup, reason: str) -> int:
                 continue
             status = job.get_status()
             if status == JobStatus.QUEUED:
-                # Registered by the worker, but its job child never started it: it never ran.
+                # Registered by the worker, but its job child never started it: it never ran. A claimed
+                # job is still in the intermediate list; "popped" also covers a list that dequeued with
+                # rq's BLPOP (a worker or queue class with its own dequeue, see worker/dequeue.py).
                 how = "moved" if len(worker.queues) == 1 else "popped"
                 if requeue_unstarted(queue, job_id, how):
                     log.warning(
@@ -134,10 +141,7 @@ def fail_jobs_of_dead_worker(name: str, group: QueueGroup, reason: str) -> int:
             worker.handle_job_failure(job, queue, started_job_registry=registry, exc_string=reason)
             log.warning("job %s of dead worker %s failed: %s", job_id, name, reason)
             killed.append(job)
-    if len(worker.queues) == 1:
-        (queue,) = worker.queues
-        registry = StartedJobRegistry(queue.name, connection, job_class=worker.job_class, serializer=worker.serializer)
-        requeue_stranded(queue, registry, worker.job_class)
+    requeue_stranded(worker.queues, worker.job_class, worker.serializer)
     worker.register_death()
     for job in killed:  # once Redis is accounted for: the application's hooks may take their time
         report_killed_job(job, reason)  # its on_failure never ran: the worker died under it

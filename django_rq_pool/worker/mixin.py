@@ -42,6 +42,7 @@ from django_rq_pool.common.log_files import reopen_on_signal
 from django_rq_pool.common.titles import forking_as, forks_become, set_title, titled
 from django_rq_pool.config.options import PoolOptions
 from django_rq_pool.hooks import WorkerContext, run_hooks
+from django_rq_pool.worker.dequeue import ClaimingWorkerMixin
 from django_rq_pool.worker.unblock import interrupt_blocking_dequeue, is_unblock_error
 
 log = logging.getLogger(__name__)
@@ -354,7 +355,7 @@ class PoolWorkerMixin:
 
 
 def build_worker(context: WorkerContext, options: PoolOptions) -> Any:
-    """Build the rq worker as django-rq does, with the pool's signal handling mixed in."""
+    """Build the rq worker as django-rq does, with the pool's signal handling and dequeue mixed in."""
     import django_rq
     from django_rq.workers import get_worker_class
 
@@ -362,7 +363,7 @@ def build_worker(context: WorkerContext, options: PoolOptions) -> Any:
     base = get_worker_class(group_options.worker_class)
     worker_class = type(
         f"Pool{base.__name__}",
-        (PoolWorkerMixin, base),
+        (PoolWorkerMixin, ClaimingWorkerMixin, base),
         {"pool_term_graceful": options.term_graceful, "pool_memory_limit": group_options.memory_limit},
     )
     return django_rq.get_worker(

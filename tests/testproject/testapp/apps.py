@@ -24,3 +24,7 @@ class TestAppConfig(AppConfig):
             install(os.environ["TEST_MASTER_FAULT"])
         if os.environ.get("TEST_FAILING_CHECK"):
             checks.register(failing_check)
+        if os.environ.get("TEST_DEQUEUE_KILL"):
+            from .faults import install_dequeue_kill
+
+            install_dequeue_kill(os.environ["TEST_DEQUEUE_KILL"])

@@ -1,11 +1,20 @@
-"""Fault injection for the master's unexpected-error path, which no input reaches.
+"""Fault injection for paths no input reaches.
 
-With ``$TEST_MASTER_FAULT`` naming a file, the master's loop raises once that file exists.
+* ``$TEST_MASTER_FAULT`` names a file: the master's loop raises once that file exists.
+* ``$TEST_DEQUEUE_KILL`` is ``POINT:DIRECTORY``: the first worker to reach POINT on its way from the
+  dequeue to the job child writes ``DIRECTORY/POINT`` (its pid and the job id), then is SIGKILLed
+  there. Points, in path order: ``claimed`` (a queue had a job: the claim moved it), ``claimed-after-wait``
+  (the queues were empty: the blocking wait returned it), ``dequeued`` (fetched, before registration),
+  ``registered`` (before the fork), ``job-child`` (in the job child before it marks the job started:
+  the worker and its job child are both killed).
 """
 
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Callable
+from typing import Any
 
 
 def install(path: str) -> None:
@@ -19,3 +28,62 @@ def install(path: str) -> None:
         original(self)
 
     Arbiter.update_title = update_title  # type: ignore[method-assign]
+
+
+def _first_to_reach(directory: str, point: str, job_id: str) -> bool:
+    try:
+        fd = os.open(os.path.join(directory, point), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.write(fd, f"{os.getpid()} {job_id}".encode())
+    os.close(fd)
+    return True
+
+
+def _die(*, with_parent: bool = False) -> None:
+    if with_parent:
+        os.kill(os.getppid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def install_dequeue_kill(spec: str) -> None:
+    point, directory = spec.split(":", 1)
+    if point in ("claimed", "claimed-after-wait"):
+        from django_rq_pool.worker import dequeue
+
+        name = "claim_first" if point == "claimed" else "wait_and_claim"
+        original: Callable[..., Any] = getattr(dequeue, name)
+
+        def claim(*args: Any, **kwargs: Any) -> Any:
+            claimed = original(*args, **kwargs)
+            if claimed is not None and _first_to_reach(directory, point, claimed[1]):
+                _die()
+            return claimed
+
+        setattr(dequeue, name, claim)
+        return
+    from rq.worker import BaseWorker
+
+    if point in ("dequeued", "registered"):
+        prepare = BaseWorker.prepare_execution
+
+        def prepare_execution(self: BaseWorker, job: Any) -> Any:
+            if point == "dequeued" and _first_to_reach(directory, point, job.id):
+                _die()
+            execution = prepare(self, job)
+            if point == "registered" and _first_to_reach(directory, point, job.id):
+                _die()
+            return execution
+
+        BaseWorker.prepare_execution = prepare_execution  # type: ignore[method-assign]
+    elif point == "job-child":
+        prepare_job = BaseWorker.prepare_job_execution
+
+        def prepare_job_execution(self: BaseWorker, job: Any, *args: Any, **kwargs: Any) -> None:
+            if _first_to_reach(directory, point, job.id):
+                _die(with_parent=True)
+            prepare_job(self, job, *args, **kwargs)
+
+        BaseWorker.prepare_job_execution = prepare_job_execution  # type: ignore[method-assign]
+    else:
+        raise ValueError(f"TEST_DEQUEUE_KILL: unknown point {point!r}")

@@ -1,0 +1,151 @@
+"""Dequeueing for a multi-queue list that keeps every job in a Redis list the janitor reads.
+
+rq dequeues for a single queue with BLMOVE into that queue's intermediate list
+(``rq:queue:<name>:intermediate``), so a job is always in a list or registered as started. For
+several queues it uses BLPOP, which hands the job over with no trace in Redis until the worker
+registers it: a worker killed in between (fetch, ``prepare_execution``) loses the job for good.
+
+A multi-queue worker of the pool claims instead:
+
+1. a Lua script takes the head of the first non-empty queue, in the worker's order (priority,
+   round robin or random, as rq's ``dequeue_strategy`` left it), and appends it to that queue's
+   intermediate list, atomically: no window at all. A busy pool takes nearly every job this way;
+2. only when every queue is empty does the worker block, in rq's own BLPOP over all of them (the
+   same wake-up latency, no polling), and the job it returns goes into its queue's intermediate list
+   with the very next command. That job is in no list only from Redis handing it over until that
+   command lands: one round trip, the residual window (measured in docs/reliability.md).
+
+The job child takes the job out of the intermediate list in the transaction that marks it started,
+as rq does for a single queue; the janitor puts back a job a dead worker left there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from functools import cache
+from typing import Any
+
+import rq.worker
+from redis import Redis
+from redis.commands.core import Script
+from rq.exceptions import DequeueTimeout, NoSuchJobError
+from rq.queue import Queue
+from rq.utils import as_text
+
+log = logging.getLogger(__name__)
+
+# KEYS: the queues in dequeue order, then their intermediate lists in the same order.
+_CLAIM = """
+local count = #KEYS / 2
+for i = 1, count do
+    local job_id = redis.call('lpop', KEYS[i])
+    if job_id then
+        redis.call('rpush', KEYS[count + i], job_id)
+        return {i - 1, job_id}
+    end
+end
+return false
+"""
+_claim_script = Script(None, _CLAIM.encode())  # type: ignore[arg-type]  # each call names its client
+
+
+def claim_first(connection: Redis, queues: Sequence[Queue]) -> tuple[Queue, str] | None:
+    """Move the first job in dequeue order into its queue's intermediate list, atomically."""
+    keys = [queue.key for queue in queues] + [queue.intermediate_queue_key for queue in queues]
+    found = _claim_script(keys=keys, client=connection)
+    if not found:
+        return None
+    index, job_id = found
+    return queues[int(index)], as_text(job_id)
+
+
+def wait_and_claim(connection: Redis, queues: Sequence[Queue], timeout: int) -> tuple[Queue, str]:
+    """Block in BLPOP until a job arrives, then put it in its queue's intermediate list at once.
+
+    Raises DequeueTimeout, as rq's ``Queue.lpop`` does, when nothing came within ``timeout``.
+    """
+    if timeout == 0:
+        raise ValueError("RQ does not support indefinite timeouts. Please pick a timeout value > 0")
+    keys = [queue.key for queue in queues]
+    popped = connection.blpop(keys, timeout)
+    if popped is None:
+        raise DequeueTimeout(timeout, keys)
+    queue_key, job_id = as_text(popped[0]), popped[1]
+    queue = next(queue for queue in queues if queue.key == queue_key)
+    connection.rpush(queue.intermediate_queue_key, job_id)
+    return queue, as_text(job_id)
+
+
+class ClaimingQueue(Queue):
+    """Queue class whose ``dequeue_any`` claims; mixed in over the list's own queue class."""
+
+    @classmethod
+    def dequeue_any(
+        cls,
+        queues: Iterable[Queue],
+        timeout: int | None,
+        connection: Redis,
+        job_class: Any = None,
+        serializer: Any = None,
+        death_penalty_class: Any = None,
+    ) -> tuple[Any, Queue] | None:
+        """rq's contract (the job and its queue, None when non-blocking and empty) with claims."""
+        queues = list(queues)
+        job_cls = job_class if job_class is not None else cls.job_class
+        while True:
+            claimed = claim_first(connection, queues)
+            if claimed is None:
+                if timeout is None:
+                    return None
+                claimed = wait_and_claim(connection, queues, timeout)
+            queue, job_id = claimed
+            try:
+                job = job_cls.fetch(job_id, connection=connection, serializer=serializer)
+            except NoSuchJobError:
+                connection.lrem(queue.intermediate_queue_key, 1, job_id)  # rq skips a job that is gone
+                continue
+            except Exception as exc:
+                exc.job_id = job_id  # type: ignore[attr-defined]  # as rq does, for its error report
+                exc.queue = queue  # type: ignore[attr-defined]
+                raise
+            return job, queue
+
+
+@cache
+def claiming_queue_class(queue_class: type[Queue]) -> type[Queue]:
+    """The list's queue class with claiming ``dequeue_any``; one class per queue class."""
+    return type(f"Claiming{queue_class.__name__}", (ClaimingQueue, queue_class), {})
+
+
+def can_claim(worker: Any) -> bool:
+    """Claims need rq's own dequeue and a job child that runs this process's code (not SpawnWorker)."""
+    spawn_worker = getattr(rq.worker, "SpawnWorker", None)  # older rq has none
+    own_dequeue = getattr(worker.queue_class.dequeue_any, "__func__", None) is Queue.dequeue_any.__func__
+    return own_dequeue and not (spawn_worker is not None and isinstance(worker, spawn_worker))
+
+
+class ClaimingWorkerMixin:
+    """Worker side: multi-queue lists claim (above); the job child clears the claim as it starts."""
+
+    pool_claims = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if len(self.queues) < 2:
+            return  # rq's BLMOVE already keeps a single queue's job in a list
+        if can_claim(self):
+            self.pool_claims = True
+            self.queue_class = claiming_queue_class(self.queue_class)
+        else:
+            log.warning(
+                "Worker %s: %s with queue class %s dequeues its own way; this multi-queue list uses it unchanged, "
+                "so a worker killed just after a dequeue can lose that job",
+                self.name,
+                type(self).__name__,
+                self.queue_class.__name__,
+            )
+
+    def prepare_job_execution(self, job: Any, remove_from_intermediate_queue: bool = False) -> None:
+        """In the job child: marking the job started removes it from its intermediate list, atomically."""
+        super().prepare_job_execution(job, remove_from_intermediate_queue or self.pool_claims)  # type: ignore[misc]

@@ -1,0 +1,62 @@
+"""A multi-queue worker SIGKILLed anywhere on its way from the dequeue to the job child loses no job.
+
+The test app kills the first worker to reach a point (``TEST_DEQUEUE_KILL``, testapp/faults.py),
+right there; the pool replaces it and its janitor puts the job back, so every job still finishes
+exactly once. The chaos test covers the same with random kills under load.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import psutil
+import pytest
+from rq import Queue
+from rq.job import Job
+
+from ..harness import done_records, signal, wait_for
+from .lifecycle import assert_nothing_left
+
+ARGS = ("--backoff-max", "1", "--min-uptime", "1")
+POINTS = ("claimed", "claimed-after-wait", "dequeued", "registered", "job-child")
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_multi_queue_worker_killed_on_its_way_to_the_job_loses_nothing(point, pool_factory, redis_client, tmp_path):
+    marker = tmp_path / point
+    pool = pool_factory('"high,low": 1\n', ARGS, env={"TEST_DEQUEUE_KILL": f"{point}:{tmp_path}"})
+    queues = {name: Queue(name, connection=redis_client) for name in ("high", "low")}
+    jobs: list[Job] = []
+
+    def enqueue(name: str, count: int) -> None:
+        for n in range(count):
+            jobs.append(queues[name].enqueue("testapp.jobs.record", f"{name}-{len(jobs)}-{n}", result_ttl=600))
+
+    if point == "claimed-after-wait":
+        pool.start()
+        pool.wait_workers(1)  # idle: the job must arrive while the worker blocks
+        enqueue("low", 1)
+    else:
+        enqueue("low", 2)
+        enqueue("high", 2)
+        pool.start()
+    wait_for(marker.exists, 30, f"a worker to reach {point!r}")
+    killed_pid, killed_job = wait_for(lambda: marker.read_text().split() or None, 5, "the marker's content")
+    wait_for(lambda: not psutil.pid_exists(int(killed_pid)), 10, "the killed worker to be gone")
+    if point != "claimed-after-wait":
+        enqueue("low", 1)  # and jobs keep flowing to the replacement
+
+    def all_finished() -> bool:
+        return all(job.get_status(refresh=True) == "finished" for job in jobs)
+
+    try:
+        wait_for(all_finished, 40, "every job to finish")
+    except AssertionError:
+        states = {job.id: job.get_status(refresh=True) for job in jobs}
+        raise AssertionError(f"killed at {point} with {killed_job}: {states}; log:\n{pool.log()[-3000:]}") from None
+    runs = Counter(record["job"] for record in done_records(redis_client))
+    assert all(runs[job.id] == 1 for job in jobs), runs
+    assert killed_job in runs
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit(30) == 0
+    assert_nothing_left(pool, redis_client)
