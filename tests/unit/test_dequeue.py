@@ -1,0 +1,101 @@
+"""The multi-queue claim (worker/dequeue.py) against a real redis-server: order, atomic placement in
+the intermediate list, the blocking wait, rq's contract, and which workers claim."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+from rq import Queue
+from rq.exceptions import DequeueTimeout
+from rq.job import Job
+from rq.worker import SimpleWorker, SpawnWorker, Worker
+from testapp.queues import OwnDequeueQueue
+
+from django_rq_pool.worker.dequeue import ClaimingQueue, ClaimingWorkerMixin, claiming_queue_class
+
+from ..harness import done_records, wait_for
+
+
+@pytest.fixture
+def queues(redis_client: redis.Redis) -> dict[str, Queue]:
+    return {name: Queue(name, connection=redis_client) for name in ("high", "low")}
+
+
+def dequeue(client: redis.Redis, order: list[Queue], timeout: int | None = None) -> tuple[Job, Queue] | None:
+    return ClaimingQueue.dequeue_any(order, timeout, connection=client)
+
+
+def test_claim_takes_the_first_queue_in_order_into_its_intermediate_list(redis_client, queues):
+    low = queues["low"].enqueue("testapp.jobs.record", "low")
+    high = queues["high"].enqueue("testapp.jobs.record", "high")
+    job, queue = dequeue(redis_client, [queues["high"], queues["low"]])
+    assert (job.id, queue.name) == (high.id, "high")
+    assert redis_client.lrange("rq:queue:high:intermediate", 0, -1) == [high.id.encode()]
+    assert queues["high"].count == 0 and queues["low"].job_ids == [low.id]
+    job, queue = dequeue(redis_client, [queues["low"], queues["high"]])  # round robin moved low first
+    assert (job.id, queue.name) == (low.id, "low")
+    assert dequeue(redis_client, [queues["high"], queues["low"]]) is None  # burst: empty, no wait
+
+
+def test_a_job_that_is_gone_is_skipped_and_its_claim_dropped(redis_client, queues):
+    gone = queues["high"].enqueue("testapp.jobs.record", "gone")
+    kept = queues["low"].enqueue("testapp.jobs.record", "kept")
+    redis_client.delete(gone.key)
+    job, queue = dequeue(redis_client, [queues["high"], queues["low"]])
+    assert (job.id, queue.name) == (kept.id, "low")
+    assert redis_client.llen("rq:queue:high:intermediate") == 0
+
+
+def test_blocking_wait_times_out_as_rq_does(redis_client, queues):
+    started = time.monotonic()
+    with pytest.raises(DequeueTimeout):
+        dequeue(redis_client, [queues["high"], queues["low"]], timeout=1)
+    assert 0.9 < time.monotonic() - started < 3
+
+
+def test_a_job_arriving_during_the_wait_is_claimed_at_once(redis_client, redis_server, queues):
+    producer = redis_server.client()
+
+    def enqueue_once_blocked() -> None:
+        wait_for(lambda: any(c.get("cmd") == "blpop" for c in producer.client_list()), 10, "the wait to block")
+        Queue("low", connection=producer).enqueue("testapp.jobs.record", "late")
+
+    thread = threading.Thread(target=enqueue_once_blocked)
+    thread.start()
+    try:
+        started = time.monotonic()
+        job, queue = dequeue(redis_client, [queues["high"], queues["low"]], timeout=10)
+    finally:
+        thread.join()
+    assert queue.name == "low" and time.monotonic() - started < 5
+    assert redis_client.lrange("rq:queue:low:intermediate", 0, -1) == [job.id.encode()]
+
+
+def worker_class(base: type) -> type:
+    return type(f"Claiming{base.__name__}", (ClaimingWorkerMixin, base), {})
+
+
+def test_which_workers_claim(redis_client):
+    def build(base: type, names: tuple[str, ...], queue_class: type = Queue):
+        queues = [queue_class(name, connection=redis_client) for name in names]
+        return worker_class(base)(queues, connection=redis_client, queue_class=queue_class)
+
+    multi = build(Worker, ("high", "low"))
+    assert multi.pool_claims and multi.queue_class is claiming_queue_class(Queue)
+    assert issubclass(multi.queue_class, Queue)
+    assert not build(Worker, ("high",)).pool_claims  # rq's BLMOVE already covers one queue
+    assert not build(SpawnWorker, ("high", "low")).pool_claims  # its job child runs plain rq code
+    own = build(Worker, ("high", "low"), OwnDequeueQueue)
+    assert not own.pool_claims and own.queue_class is OwnDequeueQueue
+
+
+def test_the_job_clears_its_claim_as_it_starts(redis_client, queues):
+    jobs = [queues[name].enqueue("testapp.jobs.record", name) for name in ("low", "high", "low")]
+    worker = worker_class(SimpleWorker)(list(queues.values()), connection=redis_client)
+    worker.work(burst=True)
+    assert all(job.get_status(refresh=True) == "finished" for job in jobs)
+    assert [record["token"] for record in done_records(redis_client)] == ["high", "low", "low"]
+    assert redis_client.llen("rq:queue:high:intermediate") == redis_client.llen("rq:queue:low:intermediate") == 0
