@@ -109,7 +109,14 @@ class ClaimingQueue(Queue):
                 exc.job_id = job_id  # type: ignore[attr-defined]  # as rq does, for its error report
                 exc.queue = queue  # type: ignore[attr-defined]
                 raise
-            return job, queue
+            # A fresh queue object, as rq's dequeue_any returns.
+            return job, cls.from_queue_key(
+                queue.key,
+                connection=connection,
+                job_class=job_cls,
+                serializer=serializer,
+                death_penalty_class=death_penalty_class,
+            )
 
 
 @cache

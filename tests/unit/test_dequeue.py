@@ -78,7 +78,7 @@ def worker_class(base: type) -> type:
     return type(f"Claiming{base.__name__}", (ClaimingWorkerMixin, base), {})
 
 
-def test_which_workers_claim(redis_client):
+def test_which_workers_claim(redis_client, caplog):
     def build(base: type, names: tuple[str, ...], queue_class: type = Queue):
         queues = [queue_class(name, connection=redis_client) for name in names]
         return worker_class(base)(queues, connection=redis_client, queue_class=queue_class)
@@ -90,6 +90,7 @@ def test_which_workers_claim(redis_client):
     assert not build(SpawnWorker, ("high", "low")).pool_claims  # its job child runs plain rq code
     own = build(Worker, ("high", "low"), OwnDequeueQueue)
     assert not own.pool_claims and own.queue_class is OwnDequeueQueue
+    assert "queue class OwnDequeueQueue dequeues its own way" in caplog.text
 
 
 def test_the_job_clears_its_claim_as_it_starts(redis_client, queues):
