@@ -77,3 +77,17 @@ def test_a_job_claimed_during_a_pause_goes_back_to_its_queue(pool_factory, redis
     pool.signal(signal.SIGQUIT)
     assert pool.wait_exit(30) == 0
     assert_nothing_left(pool, redis_client)
+
+
+def test_the_configured_worker_class_runs_claimed_jobs(pool_factory, redis_client):
+    """A multi-queue list of rq's SimpleWorker claims too, and its jobs run in the worker itself."""
+    pool = pool_factory('"high,low":\n  count: 1\n  worker_class: rq.worker.SimpleWorker\n', ARGS).start()
+    pool.wait_workers(1)
+    (worker,) = pool.worker_processes()
+    jobs = [Queue(name, connection=redis_client).enqueue("testapp.jobs.record", name) for name in ("low", "high")]
+    wait_for(lambda: all(job.get_status(refresh=True) == "finished" for job in jobs), 20, "the jobs to finish")
+    assert {record["pid"] for record in done_records(redis_client)} == {worker.pid}
+    assert redis_client.llen("rq:queue:low:intermediate") == redis_client.llen("rq:queue:high:intermediate") == 0
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit(30) == 0
+    assert_nothing_left(pool, redis_client)
