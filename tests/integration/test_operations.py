@@ -81,7 +81,7 @@ def test_log_file_single_file_gets_master_and_workers(pool_factory, queue, redis
     queue("foo").enqueue(LOG_JOB, "one-file")
     wait_text(log_file, "job log line one-file")
     text = read(log_file)
-    assert "[master] django_rq_pool.master.arbiter: spawned worker" in text
+    assert "[master] django_rq_pool.master.spawner: spawned worker" in text
     for proc in pool.worker_processes():
         assert f"[{proc.pid}] [foo] rq.worker:" in text
     assert "spawned worker" not in pool.log()
