@@ -1,17 +1,10 @@
 """The pool master: one single-threaded loop that reaps, handles signals and keeps counts.
 
-Each pass of the loop:
-
-1. reaps every exited child (``waitpid(-1, WNOHANG)``), logging pid, queue list and status;
-2. runs the callbacks of the pipes that became readable (workers saying they listen, the
-   heartbeat check's report; any source registered with :class:`~.wakeups.Wakeups`);
-3. handles the queued signals, one at a time, in arrival order (handlers.py);
-4. maintains the plan for the queue lists that changed (spawner.py, backoff.py), then forks a
-   janitor for each worker that died (janitors.py) and the heartbeat check when due
-   (stuck_check.py); or, while stopping, moves the stop along (stopping.py);
-5. sleeps until the next signal, readable pipe or deadline: an idle pool has no tick.
-
-The loop's work per event does not grow with the number of workers.
+Each pass reaps every exited child, runs the callbacks of the pipes that became readable,
+handles the queued signals in arrival order (handlers.py), then brings the lists that changed
+to their counts and forks the janitors and heartbeat check due, or moves a stop along; then it
+sleeps until a signal, a readable pipe or a deadline (wakeups.py). docs/architecture.md has the
+whole picture. The loop's work per event does not grow with the number of workers.
 """
 
 from __future__ import annotations
@@ -38,7 +31,7 @@ from django_rq_pool.master.janitors import Janitors
 from django_rq_pool.master.orphans import Orphans
 from django_rq_pool.master.reporting import Reporter
 from django_rq_pool.master.roster import Roster, WorkerRecord
-from django_rq_pool.master.spawner import Spawner
+from django_rq_pool.master.spawner import Spawner, WorkerStart
 from django_rq_pool.master.stopping import PoolExit, Stopper
 from django_rq_pool.master.stuck_check import StuckCheck
 from django_rq_pool.master.wakeups import Wakeups
@@ -64,6 +57,7 @@ class Arbiter:
     roster: Roster = field(default_factory=Roster)
     reload_error: str | None = None
     spawning_paused: bool = False  # WINCH: no workers until a HUP
+    paused: bool = False  # USR2: workers take no job until CONT; new ones start paused
 
     def __post_init__(self) -> None:
         self.pid = os.getpid()
@@ -72,13 +66,13 @@ class Arbiter:
         self.wakeups = Wakeups()
         self.forker = Forker(self.pid, lambda: (*self.wakeups.master_fds(), self._listening[1]))
         self.backoff = Backoff(self.options, self.roster)
-        self.spawner = Spawner(self.options, self.roster, self.backoff, self.forker, self._worker_fds)
+        self.spawner = Spawner(self.options, self.roster, self.backoff, self.forker, self._worker_start)
         self.janitors = Janitors(self.forker, self.options.app_name)
         self.stuck: StuckCheck | None = None
         self.reporter = Reporter(self, self.on_ready, self.on_status, self.on_tick)
         self.stopper = Stopper(self.options, self.roster, self.signal_workers, self.reporter.notify)
         self.handlers = SignalHandlers(self)
-        self.orphans = Orphans(self.pid, self._known_children)
+        self.orphans = Orphans(self.pid, self.options.own_process_groups, self._known_children)
 
     # -- what others read ------------------------------------------------------------------
 
@@ -125,6 +119,8 @@ class Arbiter:
             while True:
                 self.loop_once()
         except PoolExit as done:
+            self.reap_children()  # a worker that died as the pool decided to exit still gets its janitor
+            self.janitors.flush()
             level = logging.INFO if done.status == EXIT_OK else logging.ERROR
             log.log(level, "master exiting with status %d: %s", done.status, done.reason)
             self.reporter.notify("STOPPING=1")
@@ -155,9 +151,9 @@ class Arbiter:
         for deadline in (self.backoff.deadline, self.stopper.deadline, self.janitors.deadline):
             self.wakeups.add_deadline(deadline)
 
-    def _worker_fds(self) -> tuple[tuple[int, ...], int]:
-        """What a new worker closes (the master's pipes), and the listening pipe it writes to once."""
-        return self.wakeups.master_fds(), self._listening[1]
+    def _worker_start(self) -> WorkerStart:
+        """What a new worker closes (the master's pipes), the pipe it says "listening" on, and the pause."""
+        return WorkerStart(self.wakeups.master_fds(), self._listening[1], self.paused)
 
     def _workers_listening(self) -> None:
         for pid in announced(self._listening[0]):
@@ -213,9 +209,11 @@ class Arbiter:
         level = logging.WARNING if abnormal and not record.stopping else logging.INFO
         log.log(level, "worker %d [%s] %s after %.1fs", record.pid, group.name, describe_status(status), uptime)
         if abnormal:
-            self.orphans.kill_strays()
+            self.orphans.kill_left_by(record)
             if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == WORKER_HOOK_FAILED):
                 self.janitors.need(record, status)  # a worker whose hook failed never took a job
+        if record.lineage is not None:
+            record.lineage.close()
         if self.options.burst and not abnormal:
             self.spawner.finished_slots.add((group.identity, record.context.index))
         if abnormal and not record.stopping and uptime < self.options.min_uptime:
@@ -240,8 +238,7 @@ class Arbiter:
     def move_stop_along(self) -> None:
         """While stopping: fork the janitors due, exit once everything is gone, else enforce the deadline."""
         self.janitors.start()
-        if not self.workers and not self.janitors.running:
-            self.orphans.kill_strays()
+        if not self.workers and not self.janitors.pending:
             raise self.stopper.outcome()
         self.stopper.enforce(self.janitors.pids())
 

@@ -40,10 +40,13 @@ class SignalHandlers:
             handler()
 
     def handle_hup(self) -> None:
-        """Reopen log files (workers too), end a WINCH, reload the configuration if it is a file."""
+        """Reopen log files (workers too); unless stopping, end a WINCH and reload a config file."""
         arbiter = self.arbiter
         reopen_log_files()
         arbiter.signal_workers(signal.SIGHUP)
+        if self.stopper.stopping:
+            log.info("HUP during a stop: log files reopened; no reload")
+            return
         arbiter.spawning_paused = False
         arbiter.replan()
         if arbiter.reload_plan is None:
@@ -114,11 +117,14 @@ class SignalHandlers:
         self.arbiter.signal_workers(signal.SIGUSR1)
 
     def handle_usr2(self) -> None:
-        """Pause: every worker finishes its current job, then takes no new one."""
+        """Pause the pool until CONT: every worker finishes its current job, then takes no new one;
+        workers forked meanwhile (replacements, TTIN, reload) start paused."""
+        self.arbiter.paused = True
         self.arbiter.signal_workers(signal.SIGUSR2)
 
     def handle_cont(self) -> None:
         """Resume after USR2."""
+        self.arbiter.paused = False
         self.arbiter.signal_workers(signal.SIGCONT)
 
     def handle_ttin(self) -> None:

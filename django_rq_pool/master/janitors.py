@@ -9,6 +9,7 @@ pending (see :meth:`Janitors.pending`).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from django_rq_pool.master.forking import Forker, describe_status
@@ -17,6 +18,7 @@ from django_rq_pool.master.roster import WorkerRecord
 log = logging.getLogger(__name__)
 
 JANITOR_RETRY = 1.0  # seconds between attempts to fork a janitor after fork() failed
+FLUSH_ATTEMPTS = 5  # forks tried by an exiting master before it does a janitor's work itself
 
 
 @dataclass
@@ -53,6 +55,24 @@ class Janitors:
                 self.waiting.extend(waiting[index:])
                 return
 
+    def flush(self) -> None:
+        """The master is exiting: fork every janitor still waiting; do the work here if forking fails.
+
+        A forked janitor outlives the master (it ignores the stop signals); without it the dead
+        worker's job would stay STARTED until rq's own maintenance, up to 10 minutes later.
+        """
+        for _attempt in range(FLUSH_ATTEMPTS):
+            self.start()
+            if not self.waiting:
+                return
+            time.sleep(JANITOR_RETRY / FLUSH_ATTEMPTS)  # fork() fails for want of memory or pids: often briefly
+        from django_rq_pool.helpers.janitor import run_janitor
+
+        waiting, self.waiting = self.waiting, []
+        for record, status in waiting:
+            log.warning("janitor for worker %s cannot be forked; the exiting master does its work", record.context.name)
+            run_janitor(record.context.name, record.group, self._reason(record, status))
+
     def reaped(self, pid: int, status: int) -> bool:
         """True if ``pid`` was a janitor."""
         janitor = self.running.pop(pid, None)
@@ -67,15 +87,19 @@ class Janitors:
     def deadline(self, now: float) -> float | None:
         return now + JANITOR_RETRY if self.waiting else None
 
+    @staticmethod
+    def _reason(record: WorkerRecord, status: int) -> str:
+        """The failure reason the janitor stores with the dead worker's job."""
+        kill_reason = f" ({record.kill_reason})" if record.kill_reason else ""
+        return (
+            f"worker {record.context.name} (pid {record.pid}, queues {record.group.name}) "
+            f"{describe_status(status)}{kill_reason} while running this job; failed by rqpool"
+        )
+
     def _fork(self, record: WorkerRecord, status: int) -> bool:
         from django_rq_pool.helpers.janitor import run_janitor
 
-        name, group = record.context.name, record.group
-        reason = (
-            f"worker {name} (pid {record.pid}, queues {group.name}) "
-            f"{describe_status(status)}{f' ({record.kill_reason})' if record.kill_reason else ''} "
-            "while running this job; failed by rqpool"
-        )
+        name, group, reason = record.context.name, record.group, self._reason(record, status)
         pid = self.forker.fork_helper(
             f"janitor:{group.name}",
             f"rqpool-janitor[{self.app_name}]: {name}",

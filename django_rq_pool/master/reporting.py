@@ -49,6 +49,8 @@ class Reporter:
         backing_off = arbiter.backoff.describe(arbiter.plan.groups)
         if backing_off:
             text += f", backing off {'; '.join(backing_off)}"
+        if arbiter.paused:
+            text += ", paused (CONT resumes)"
         if arbiter.reload_error:
             text += ", last reload failed"
         return text

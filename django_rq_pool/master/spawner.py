@@ -14,8 +14,10 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 from uuid import uuid4
 
+from django_rq_pool.common.lineage import Lineage
 from django_rq_pool.config.options import PoolOptions
 from django_rq_pool.config.plan import QueueGroup
 from django_rq_pool.hooks import WorkerContext, run_hooks
@@ -24,6 +26,14 @@ from django_rq_pool.master.forking import Forker, send
 from django_rq_pool.master.roster import Identity, Roster, WorkerRecord
 
 log = logging.getLogger(__name__)
+
+
+class WorkerStart(NamedTuple):
+    """What a worker gets from the master at its fork, besides its context."""
+
+    master_fds: tuple[int, ...]  # the master's pipes, closed in the worker
+    listening_fd: int  # it writes its pid here once, when it starts to dequeue (readiness.py)
+    paused: bool  # the pool is paused (USR2): take no job until CONT
 
 
 class Spawner:
@@ -35,13 +45,13 @@ class Spawner:
         roster: Roster,
         backoff: Backoff,
         forker: Forker,
-        worker_fds: Callable[[], tuple[tuple[int, ...], int]],
+        worker_start: Callable[[], WorkerStart],
     ):
         self.options = options
         self.roster = roster
         self.backoff = backoff
         self.forker = forker
-        self.worker_fds = worker_fds  # (fds a worker closes, the listening pipe's write end it keeps)
+        self.worker_start = worker_start
         self.hostname = socket.gethostname()
         self.finished_slots: set[tuple[Identity, int]] = set()  # burst: slots whose worker drained its queues
         self._sequence = 0
@@ -79,18 +89,21 @@ class Spawner:
         self._sequence += 1
         name = f"{self.hostname}.{master_pid}.{self._sequence}.{uuid4().hex[:6]}"
         context = WorkerContext(group=group, index=index, name=name, master_pid=master_pid)
+        lineage = Lineage()
         pid = self.forker.fork()
         if pid == 0:
             if self.options.own_process_groups:
                 os.setpgid(0, 0)
-            run_worker(context, self.options, *self.worker_fds())
+            start = self.worker_start()
+            run_worker(context, self.options, start.master_fds, start.listening_fd, start.paused, lineage)
         if pid < 0:
+            lineage.close()
             self.backoff.record_failure(group, "fork failed")
             return False
         if self.options.own_process_groups:
             with contextlib.suppress(OSError):  # the child already did it, or has already exited
                 os.setpgid(pid, pid)
-        self.roster.add(WorkerRecord(pid, context, time.monotonic()))
+        self.roster.add(WorkerRecord(pid, context, time.monotonic(), lineage=lineage))
         log.info("spawned worker %d [%s] #%d as %s", pid, group.name, index, name)
         try:
             run_hooks("after_spawn", pid, context)
