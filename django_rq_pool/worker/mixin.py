@@ -23,7 +23,7 @@ import time
 import traceback
 from datetime import timedelta
 from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import psutil
 import redis
@@ -61,7 +61,13 @@ THREAD_BLOCKED_SIGNALS = signal.valid_signals() - {
 }  # synchronous signals stay with the thread that causes them
 
 
-class PoolWorkerMixin:
+if TYPE_CHECKING:
+    _WorkerBase = Worker  # what the mixin is mixed into, for type checkers only
+else:
+    _WorkerBase = object
+
+
+class PoolWorkerMixin(_WorkerBase):
     """Signal handling, pausing and memory recycling for any rq worker class."""
 
     pool_term_graceful = False
@@ -95,10 +101,9 @@ class PoolWorkerMixin:
         for signum in early_requests():
             self.log.info("Worker %s: %s arrived while starting: applied now", self.name, signal.Signals(signum).name)
             handlers[signal.Signals(signum)](signum, None)
-        if early_stop() is not None:
-            self.log.info(
-                "Worker %s: %s arrived while starting: stopping", self.name, signal.Signals(early_stop()).name
-            )
+        stop = early_stop()
+        if stop is not None:
+            self.log.info("Worker %s: %s arrived while starting: stopping", self.name, signal.Signals(stop).name)
             self._stop_requested = True
 
     def subscribe(self) -> None:
@@ -204,7 +209,7 @@ class PoolWorkerMixin:
 
     def fork_work_horse(self, job: Any, queue: Any) -> None:
         with forking_as(f"rq:worker:{self.name}: job child of {job.id} starting"):
-            if super().fork_work_horse.__func__ is Worker.fork_work_horse:
+            if getattr(super().fork_work_horse, "__func__", None) is Worker.fork_work_horse:
                 self._pool_fork_horse(job, queue)
             else:
                 super().fork_work_horse(job, queue)  # the worker class has its own
