@@ -47,18 +47,21 @@ class Forker:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         return pid
 
-    def fork_helper(self, label: str, title: str, body: Callable[[], int], ignore_stop: bool = False) -> int:
+    def fork_helper(
+        self, label: str, title: str, body: Callable[[], int], ignore_stop: bool = False, outlive: bool = False
+    ) -> int:
         """Fork a short-lived child that runs ``body()`` and exits with its status; -1 if fork failed.
 
         ``ignore_stop``: the child ignores the stop signals from its entry, so that what stops the
-        pool does not cut it short.
+        pool does not cut it short. ``outlive``: run ``body()`` even if the master has exited
+        meanwhile (a janitor forked as the master exits); otherwise such a child exits at once.
         """
         pid = self.fork()
         if pid != 0:
             return pid
         code = 1
         try:
-            if enter_child(label, self.master_pid, self.master_fds(), ignore_stop=ignore_stop):
+            if enter_child(label, self.master_pid, self.master_fds(), ignore_stop=ignore_stop) or outlive:
                 setproctitle(title)
                 code = body()
         finally:

@@ -107,6 +107,7 @@ class Janitors:
             # Finish the accounting whatever stops the pool: the master's exit (QUIT), a Ctrl-C or a
             # TERM sent to every process. It gives up by itself (see janitor.py).
             ignore_stop=True,
+            outlive=True,  # the job must end failed even if the master exits right after this fork
         )
         if pid < 0:
             log.warning("janitor for worker %s not started (fork failed); retrying next pass", name)
