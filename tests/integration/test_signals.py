@@ -28,6 +28,12 @@ def master_title(pool) -> str:
     return psutil.Process(pool.pid).cmdline()[0]
 
 
+def all_suspended(pool, count: int) -> bool:
+    """Exactly ``count`` workers registered, every one paused (rq state suspended)."""
+    workers = pool.registered_workers().values()
+    return len(workers) == count and all(w.get("state") == "suspended" for w in workers)
+
+
 # -- HUP -------------------------------------------------------------------------------
 
 
@@ -243,12 +249,7 @@ def test_usr2_pauses_after_the_current_job_and_cont_resumes(pool_factory, queue,
     wait_for(lambda: states() == ["busy", "suspended"], message="the idle worker suspended at once")
     waiting = queue("foo").enqueue("testapp.jobs.record", "while-paused")
     wait_status(current, "finished")
-
-    def all_suspended() -> bool:
-        workers = pool.registered_workers().values()
-        return len(workers) == 2 and all(w.get("state") == "suspended" for w in workers)
-
-    wait_for(all_suspended, message="both workers suspended")
+    wait_for(lambda: all_suspended(pool, 2), message="both workers suspended")
     time.sleep(1.5)  # a window in which a worker that ignored the pause would take the job
     assert status(waiting) == "queued"
     assert redis_client.llen("rq:queue:foo:intermediate") == 0
@@ -393,12 +394,7 @@ def test_a_paused_pool_stays_paused_when_a_worker_is_replaced(pool_factory, queu
     waiting = queue("foo").enqueue("testapp.jobs.record", "while-paused")
     wait_status(current, "finished")
     pool.wait_log(f"worker {first.pid} [foo] exited with status 0")  # max_jobs: 1 retires it
-
-    def replacement_suspended() -> bool:
-        workers = pool.registered_workers().values()
-        return len(workers) == 1 and all(w.get("state") == "suspended" for w in workers)
-
-    wait_for(replacement_suspended, message="the replacement to start paused")
+    wait_for(lambda: all_suspended(pool, 1), message="the replacement to start paused")
     wait_for(lambda: "(1/1 workers, paused (CONT resumes))" in master_title(pool), message="paused in the title")
     time.sleep(1.5)  # a window in which a replacement that ignored the pause would take the job
     assert status(waiting) == "queued"
