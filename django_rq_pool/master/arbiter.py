@@ -27,7 +27,7 @@ from django_rq_pool.config.plan import PoolPlan
 from django_rq_pool.master.backoff import Backoff
 from django_rq_pool.master.forking import Forker, describe_status, is_abnormal, send
 from django_rq_pool.master.handlers import SignalHandlers
-from django_rq_pool.master.janitors import Janitors
+from django_rq_pool.master.janitors import EXIT_WAIT, Janitors
 from django_rq_pool.master.orphans import Orphans
 from django_rq_pool.master.reporting import Reporter
 from django_rq_pool.master.roster import Roster, WorkerRecord
@@ -121,6 +121,7 @@ class Arbiter:
         except PoolExit as done:
             self.reap_children()  # a worker that died as the pool decided to exit still gets its janitor
             self.janitors.flush()
+            self.janitors.settle(EXIT_WAIT)
             level = logging.INFO if done.status == EXIT_OK else logging.ERROR
             log.log(level, "master exiting with status %d: %s", done.status, done.reason)
             self.reporter.notify("STOPPING=1")

@@ -8,7 +8,9 @@ pending (see :meth:`Janitors.pending`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -19,6 +21,7 @@ log = logging.getLogger(__name__)
 
 JANITOR_RETRY = 1.0  # seconds between attempts to fork a janitor after fork() failed
 FLUSH_ATTEMPTS = 5  # forks tried by an exiting master before it does a janitor's work itself
+EXIT_WAIT = 5.0  # seconds an exiting master waits for its janitors to finish
 
 
 @dataclass
@@ -73,12 +76,31 @@ class Janitors:
             log.warning("janitor for worker %s cannot be forked; the exiting master does its work", record.context.name)
             run_janitor(record.context.name, record.group, self._reason(record, status))
 
+    def settle(self, timeout: float) -> None:
+        """The master is exiting: give the running janitors up to ``timeout`` seconds to finish.
+
+        Reaping them here logs how each ended; one still running after that finishes on its own.
+        """
+        deadline = time.monotonic() + timeout
+        while self.running and time.monotonic() < deadline:
+            for pid in list(self.running):
+                with contextlib.suppress(ChildProcessError):
+                    done, status = os.waitpid(pid, os.WNOHANG)
+                    if done:
+                        self.reaped(pid, status)
+            time.sleep(0.05)
+        for janitor in self.running.values():
+            log.warning(
+                "janitor %d for worker %s still runs; it finishes after the master", janitor.pid, janitor.worker_name
+            )
+
     def reaped(self, pid: int, status: int) -> bool:
         """True if ``pid`` was a janitor."""
         janitor = self.running.pop(pid, None)
         if janitor is None:
             return False
-        log.debug("janitor %d for worker %s %s", pid, janitor.worker_name, describe_status(status))
+        level = logging.DEBUG if status == 0 else logging.WARNING
+        log.log(level, "janitor %d for worker %s %s", pid, janitor.worker_name, describe_status(status))
         return True
 
     def pids(self) -> list[int]:

@@ -182,5 +182,10 @@ def test_a_worker_death_handled_with_an_exiting_stop_still_gets_its_janitor(
     finally:
         os.kill(pool.pid, signal.SIGCONT)
     assert pool.wait_exit() == 0
-    assert_failed_with(job, redis_client, f"(pid {worker.pid}, queues foo) killed by SIGKILL while running this job")
+    try:
+        assert_failed_with(
+            job, redis_client, f"(pid {worker.pid}, queues foo) killed by SIGKILL while running this job"
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; log:\n{pool.log()[-6000:]}") from None
     assert_nothing_left(pool, redis_client)
