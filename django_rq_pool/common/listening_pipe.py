@@ -22,7 +22,7 @@ def announce(fd: int) -> None:
 
 def announced(fd: int) -> list[int]:
     """In the master: the pids written to the pipe since the last call."""
-    pids = []
+    pids: list[int] = []
     while True:
         try:
             data = os.read(fd, 4096)  # a multiple of the message size: whole messages only

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import logging
 import os
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, cast
 
 PLACEHOLDERS = ("queues", "index", "pid")
 MASTER_LABEL = "master"
@@ -52,7 +53,7 @@ class ReopenableFileHandler(logging.FileHandler):
         path = os.path.abspath(path)
         try:
             make_parent(path)
-            stream = open(path, self.mode, encoding=self.encoding, errors=self.errors)  # noqa: SIM115
+            stream = cast(io.TextIOWrapper, open(path, self.mode, encoding=self.encoding, errors=self.errors))  # noqa: SIM115
         except OSError as exc:
             self._report_failure(path, exc)
             return False
@@ -95,7 +96,7 @@ class ReopenableFileHandler(logging.FileHandler):
             line = self.format(record) + self.terminator
         except Exception:
             line = f"rqpool: {record.getMessage()}\n"
-        targets = [self.stream] if self.stream is not None else []
+        targets: list[IO[str]] = [self.stream] if self.stream is not None else []
         if not self.std_streams and not _same_file(self.stream, sys.stderr):
             targets.append(sys.stderr)
         for target in targets:

@@ -66,7 +66,7 @@ def discovered_modules() -> list[str]:
     """The ``jobs``/``tasks`` modules of installed apps, if ``RQ_POOL_PRELOAD_DISCOVER`` is on."""
     if not getattr(settings, "RQ_POOL_PRELOAD_DISCOVER", False):
         return []
-    found = []
+    found: list[str] = []
     for app in apps.get_app_configs():
         found.extend(f"{app.name}.{sub}" for sub in DISCOVERED if module_has_submodule(app.module, sub))
     return found

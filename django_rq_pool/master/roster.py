@@ -12,6 +12,7 @@ import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django_rq_pool.common.lineage import Lineage
 from django_rq_pool.config.plan import QueueGroup
 from django_rq_pool.hooks import WorkerContext
 
@@ -29,6 +30,7 @@ class WorkerRecord:
     killed: bool = False  # SIGKILLed by the master when it ignored a stop
     kill_reason: str | None = None  # why the master killed it (stuck), for the janitor's job failure
     listening: bool = False  # it said it has registered with Redis and dequeues (readiness.py)
+    lineage: Lineage | None = None  # its job child and scheduler, written by the worker (lineage.py)
 
     @property
     def group(self) -> QueueGroup:
@@ -111,10 +113,14 @@ class Roster:
         return list(self._held.get(identity, {}).values())
 
     def surplus(self, identity: Identity) -> list[WorkerRecord]:
-        """The oldest workers above the list's count (TTOU, a smaller count on reload)."""
+        """The workers in the highest slots above the list's count (TTOU, a smaller count on reload).
+
+        The highest, not the oldest: the workers left keep slots 0 .. count-1, so a later TTIN
+        or reload fills the slots just above them and ``{index}`` names stay in that range.
+        """
         held = self._held.get(identity, {})
         extra = len(held) - self._counts.get(identity, 0)
-        return heapq.nsmallest(extra, held.values(), key=lambda r: r.started) if extra > 0 else []
+        return [held[index] for index in heapq.nlargest(extra, held)] if extra > 0 else []
 
     def missing(self, identity: Identity) -> list[int]:
         """Free slots to fill, lowest first."""

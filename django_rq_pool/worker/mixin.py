@@ -23,7 +23,7 @@ import time
 import traceback
 from datetime import timedelta
 from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import psutil
 import redis
@@ -36,6 +36,7 @@ from django_rq_pool.common.exit_codes import WORKER_BOOT_FAILED, WORKER_HOOK_FAI
 from django_rq_pool.common.heartbeat_rule import worker_heartbeat_kwargs
 from django_rq_pool.common.inherited_db import drop_inherited_db_connections
 from django_rq_pool.common.job_killed import JobKilledByPool, report_killed_job
+from django_rq_pool.common.lineage import Lineage
 from django_rq_pool.common.listening_pipe import announce
 from django_rq_pool.common.log_files import enter_worker as use_worker_log_file
 from django_rq_pool.common.log_files import reopen_on_signal
@@ -61,7 +62,13 @@ THREAD_BLOCKED_SIGNALS = signal.valid_signals() - {
 }  # synchronous signals stay with the thread that causes them
 
 
-class PoolWorkerMixin:
+if TYPE_CHECKING:
+    _WorkerBase = Worker  # what the mixin is mixed into, for type checkers only
+else:
+    _WorkerBase = object
+
+
+class PoolWorkerMixin(_WorkerBase):
     """Signal handling, pausing and memory recycling for any rq worker class."""
 
     pool_term_graceful = False
@@ -73,6 +80,7 @@ class PoolWorkerMixin:
     _pool_dequeueing = False  # inside dequeue_job_and_maintain_ttl (read by the unblock thread)
     pool_listening_fd = -1  # the master's pipe, until this worker says it listens (readiness.py)
     _pool_in_job_child = False
+    pool_lineage: Lineage | None = None  # the page where the master finds our job child and scheduler
 
     def _install_signal_handlers(self) -> None:
         signal.signal(signal.SIGINT, self.request_stop)
@@ -94,10 +102,9 @@ class PoolWorkerMixin:
         for signum in early_requests():
             self.log.info("Worker %s: %s arrived while starting: applied now", self.name, signal.Signals(signum).name)
             handlers[signal.Signals(signum)](signum, None)
-        if early_stop() is not None:
-            self.log.info(
-                "Worker %s: %s arrived while starting: stopping", self.name, signal.Signals(early_stop()).name
-            )
+        stop = early_stop()
+        if stop is not None:
+            self.log.info("Worker %s: %s arrived while starting: stopping", self.name, signal.Signals(stop).name)
             self._stop_requested = True
 
     def subscribe(self) -> None:
@@ -195,12 +202,20 @@ class PoolWorkerMixin:
         finally:
             del job.perform
 
+    def _pool_record_lineage(self, job_child: int) -> None:
+        """Keep the master's page current: if this worker is killed, the master kills these."""
+        if self.pool_lineage is not None:
+            process = getattr(self.scheduler, "_process", None)
+            self.pool_lineage.record(job_child, getattr(process, "pid", None) or 0)
+
     def fork_work_horse(self, job: Any, queue: Any) -> None:
         with forking_as(f"rq:worker:{self.name}: job child of {job.id} starting"):
-            if super().fork_work_horse.__func__ is Worker.fork_work_horse:
+            if getattr(super().fork_work_horse, "__func__", None) is Worker.fork_work_horse:
                 self._pool_fork_horse(job, queue)
             else:
                 super().fork_work_horse(job, queue)  # the worker class has its own
+        if self.pool_lineage is not None:
+            self._pool_record_lineage(self.horse_pid)
         if self._pool_kill_pending and self.horse_pid:
             self._pool_kill_pending = False
             self.kill_horse(signal.SIGKILL)
@@ -306,6 +321,7 @@ class PoolWorkerMixin:
         warm stop that lands just before the blocking command reaches Redis finds nothing for
         CLIENT UNBLOCK to end, and would otherwise wait out rq's whole dequeue timeout.
         """
+        self._pool_record_lineage(0)  # the scheduler may have started (or restarted) since the last job
         if self.pool_listening_fd >= 0:
             announce(self.pool_listening_fd)  # registered, about to dequeue for the first time
             self.pool_listening_fd = -1
@@ -341,6 +357,7 @@ class PoolWorkerMixin:
 
     def execute_job(self, job: Any, queue: Any) -> None:
         super().execute_job(job, queue)
+        self._pool_record_lineage(0)
         self._pool_kill_pending = False  # a USR1 that came after the job child was reaped is void
         if self.pool_memory_limit:
             used = psutil.Process().memory_full_info().uss
@@ -382,9 +399,18 @@ def _max_jobs(limit: int | None) -> int | None:
 
 
 def run_worker(
-    context: WorkerContext, options: PoolOptions, master_fds: tuple[int, ...], listening_fd: int
+    context: WorkerContext,
+    options: PoolOptions,
+    master_fds: tuple[int, ...],
+    listening_fd: int,
+    start_paused: bool = False,
+    lineage: Lineage | None = None,
 ) -> NoReturn:
-    """Entry point in the forked child; never returns into the master's stack."""
+    """Entry point in the forked child; never returns into the master's stack.
+
+    ``start_paused``: the pool is paused (USR2), so this worker takes no job until CONT.
+    ``lineage``: the page where it keeps the pids of its job child and scheduler for the master.
+    """
     status = 0
     try:
         if not enter_child(context.group.name, context.master_pid, master_fds, remember=True):
@@ -396,11 +422,15 @@ def run_worker(
         drop_inherited_db_connections()
         worker = build_worker(context, options)
         worker.pool_listening_fd = listening_fd
+        worker.pool_lineage = lineage
         try:
             run_hooks("after_prefork", worker, context)
         except Exception:
             log.error("after_prefork hook failed in worker %d:\n%s", os.getpid(), traceback.format_exc())
             os._exit(WORKER_HOOK_FAILED)
+        if start_paused:
+            worker.log.info("Worker %s: the pool is paused: taking no job until CONT", worker.name)
+            worker._pool_paused = True
         group_options = context.group.options
         worker.work(
             burst=options.burst,

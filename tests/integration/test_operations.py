@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from ..harness import MANAGE, TEST_PROJECT, done_records, wait_for
+from .lifecycle import SLOW, wait_started, wait_status
 
 LOG_JOB = "testapp.jobs.log_warning"
 
@@ -81,7 +82,7 @@ def test_log_file_single_file_gets_master_and_workers(pool_factory, queue, redis
     queue("foo").enqueue(LOG_JOB, "one-file")
     wait_text(log_file, "job log line one-file")
     text = read(log_file)
-    assert "[master] django_rq_pool.master.arbiter: spawned worker" in text
+    assert "[master] django_rq_pool.master.spawner: spawned worker" in text
     for proc in pool.worker_processes():
         assert f"[{proc.pid}] [foo] rq.worker:" in text
     assert "spawned worker" not in pool.log()
@@ -303,6 +304,24 @@ def test_systemd_ready_reloading_status_watchdog_stopping(pool_factory, redis_cl
     notify_listener.wait(lambda m: m.startswith("STOPPING=1"), "STOPPING=1")
     assert pool.wait_exit() == 0
     assert not any("NOTIFY_SOCKET" in p.environ() for p in pool.processes())
+
+
+def test_hup_during_a_graceful_stop_reopens_logs_but_neither_reloads_nor_says_running(
+    pool_factory, queue, redis_client, notify_listener
+):
+    pool = pool_factory("foo: 1\n", env={"NOTIFY_SOCKET": notify_listener.path}).start()
+    notify_listener.wait(lambda m: "READY=1" in m, "READY=1")
+    job = queue("foo").enqueue(SLOW, "during-stop", 3)
+    wait_started(redis_client)
+    pool.signal(signal.SIGQUIT)
+    notify_listener.wait(lambda m: m.startswith("STOPPING=1"), "STOPPING=1")
+    mark = len(notify_listener.messages)
+    pool.signal(signal.SIGHUP)
+    pool.wait_log("HUP during a stop: log files reopened; no reload")
+    assert ": stopping: " in psutil.Process(pool.pid).cmdline()[0]
+    wait_status(job, "finished")
+    assert pool.wait_exit() == 0
+    assert not any("RELOADING=1" in m or "STATUS=running" in m for m in notify_listener.collect()[mark:])
 
 
 # -- 5. environment (Procfile, containers) ------------------------------------------------------

@@ -25,6 +25,14 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _reapable(pid: int) -> bool:
+    """Dead and waitable: a zombie leader whose other threads (rq's pub/sub) have exited too."""
+    try:
+        return _gone(pid) and len(os.listdir(f"/proc/{pid}/task")) <= 1
+    except FileNotFoundError:
+        return True
+
+
 def _scheduler_of(worker: psutil.Process, horse: int | None = None) -> int:
     children = [c.pid for c in worker.children() if c.pid != horse]
     assert len(children) == 1, children
@@ -129,4 +137,63 @@ def test_the_janitor_finishes_its_accounting_through_ctrl_c_and_term(pool_factor
     assert re.search(rf"janitor {found.pid} for worker \S+ exited with status 0", pool.log())
     pool.signal(signal.SIGQUIT)
     assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
+def test_a_worker_death_kills_only_its_own_descendants(pool_factory, queue, redis_client):
+    """Processes a finished [foo] job left running are not the killed [bar] worker's: they live on."""
+    pool = pool_factory("foo: 1\nbar: 1\n").start()
+    pool.wait_workers(2)
+    left = []
+    try:
+        detached = queue("foo").enqueue("testapp.signal_jobs.detach", "daemon", 300)
+        orphan = queue("foo").enqueue("testapp.signal_jobs.leave_orphan", "orphan", 300)
+        for job in (detached, orphan):
+            wait_status(job, "finished")
+            left.append(psutil.Process(job.return_value()))
+        wait_for(lambda: all(p.ppid() == pool.pid for p in left), 10, "the master to adopt both")
+        (bar,) = [p for p in pool.worker_processes() if p.cmdline()[0].endswith("Listening on bar")]
+        os.kill(bar.pid, signal.SIGKILL)
+        pool.wait_log(f"worker {bar.pid} [bar] killed by SIGKILL")
+        # Not wait_workers(): the adopted fork of a job child carries the job child's rq title.
+        wait_for(lambda: pool.log().count("spawned worker") == 3, message="the replacement of the [bar] worker")
+        assert all(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in left)
+        assert "killed orphaned process" not in pool.log()
+        pool.signal(signal.SIGQUIT)
+        assert pool.wait_exit() == 0
+        assert all(p.is_running() for p in left)  # a pool stop leaves them too (docs/architecture.md)
+    finally:
+        for proc in left:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+    wait_for(lambda: all(_gone(p.pid) for p in left), 10, "the adopted processes to die")
+    assert_nothing_left(pool, redis_client)
+
+
+@pytest.mark.parametrize(
+    ("stop", "args"), [(signal.SIGINT, ()), (signal.SIGTERM, ("--term", "graceful"))], ids=["int", "term-graceful"]
+)
+def test_a_worker_death_handled_with_an_exiting_stop_still_gets_its_janitor(
+    pool_factory, queue, redis_client, stop, args
+):
+    """The death and the stop signal reach the master in the same pass: the janitor is forked before it exits."""
+    pool = pool_factory("foo: 1\n", args=args).start()
+    pool.wait_workers(1)
+    (worker,) = pool.worker_processes()
+    job = queue("foo").enqueue(SLOW, "victim", 60)
+    wait_started(redis_client)
+    os.kill(pool.pid, signal.SIGSTOP)
+    try:
+        os.kill(worker.pid, signal.SIGKILL)
+        wait_for(lambda: _reapable(worker.pid), 10, "the worker to die")
+        pool.signal(stop)
+    finally:
+        os.kill(pool.pid, signal.SIGCONT)
+    assert pool.wait_exit() == 0
+    try:
+        assert_failed_with(
+            job, redis_client, f"(pid {worker.pid}, queues foo) killed by SIGKILL while running this job"
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; log:\n{pool.log()[-6000:]}") from None
     assert_nothing_left(pool, redis_client)

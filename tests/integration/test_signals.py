@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 
@@ -25,6 +26,12 @@ def pids_by_list(pool) -> dict[str, set[int]]:
 
 def master_title(pool) -> str:
     return psutil.Process(pool.pid).cmdline()[0]
+
+
+def all_suspended(pool, count: int) -> bool:
+    """Exactly ``count`` workers registered, every one paused (rq state suspended)."""
+    workers = pool.registered_workers().values()
+    return len(workers) == count and all(w.get("state") == "suspended" for w in workers)
 
 
 # -- HUP -------------------------------------------------------------------------------
@@ -242,12 +249,7 @@ def test_usr2_pauses_after_the_current_job_and_cont_resumes(pool_factory, queue,
     wait_for(lambda: states() == ["busy", "suspended"], message="the idle worker suspended at once")
     waiting = queue("foo").enqueue("testapp.jobs.record", "while-paused")
     wait_status(current, "finished")
-
-    def all_suspended() -> bool:
-        workers = pool.registered_workers().values()
-        return len(workers) == 2 and all(w.get("state") == "suspended" for w in workers)
-
-    wait_for(all_suspended, message="both workers suspended")
+    wait_for(lambda: all_suspended(pool, 2), message="both workers suspended")
     time.sleep(1.5)  # a window in which a worker that ignored the pause would take the job
     assert status(waiting) == "queued"
     assert redis_client.llen("rq:queue:foo:intermediate") == 0
@@ -377,4 +379,44 @@ def test_term_to_every_process_leaves_no_job_started(pool_factory, queue, redis_
         assert "signal 15" in text or "killed by rqpool (SIGTERM" in text  # whichever TERM landed first
     else:
         wait_status(job, "finished")
+    assert_nothing_left(pool, redis_client)
+
+
+def test_a_paused_pool_stays_paused_when_a_worker_is_replaced(pool_factory, queue, redis_client):
+    """USR2 pauses the pool, not only the workers it reached: a replacement starts paused and takes no job."""
+    pool = pool_factory("foo:\n  count: 1\n  max_jobs: 1\n").start()
+    pool.wait_workers(1)
+    (first,) = pool.worker_processes()
+    current = queue("foo").enqueue(SLOW, "current", 2)
+    wait_started(redis_client)
+    pool.signal(signal.SIGUSR2)
+    pool.wait_log("paused, finishing any current job")
+    waiting = queue("foo").enqueue("testapp.jobs.record", "while-paused")
+    wait_status(current, "finished")
+    pool.wait_log(f"worker {first.pid} [foo] exited with status 0")  # max_jobs: 1 retires it
+    wait_for(lambda: all_suspended(pool, 1), message="the replacement to start paused")
+    wait_for(lambda: "(1/1 workers, paused (CONT resumes))" in master_title(pool), message="paused in the title")
+    time.sleep(1.5)  # a window in which a replacement that ignored the pause would take the job
+    assert status(waiting) == "queued"
+    pool.signal(signal.SIGCONT)
+    wait_status(waiting, "finished")
+    wait_for(lambda: "paused" not in master_title(pool), message="the title without the pause")
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
+def test_ttou_then_ttin_keeps_slot_indices_within_the_count(pool_factory, redis_client):
+    """TTOU stops the workers in the highest slots, so the ones left hold 0 .. count-1 ({index} log names)."""
+    pool = pool_factory("foo: 3\n").start()
+    pool.wait_workers(3)
+    for signum, count in ((signal.SIGTTOU, 2), (signal.SIGTTOU, 1), (signal.SIGTTIN, 2)):
+        pool.signal(signum)
+        pool.wait_workers(count)
+    log = pool.log()
+    slots = {int(pid): int(index) for pid, index in re.findall(r"spawned worker (\d+) \[foo\] #(\d+)", log)}
+    stopped = {int(pid) for pid in re.findall(r"stopping worker (\d+) \[foo\]", log)}
+    assert sorted(index for pid, index in slots.items() if pid not in stopped) == [0, 1]
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
     assert_nothing_left(pool, redis_client)

@@ -60,17 +60,31 @@ def test_a_retired_worker_gives_up_its_slot_once():
     assert records[0].pid not in roster.records
 
 
-def test_a_smaller_count_makes_the_oldest_surplus_and_an_unplanned_list_all_surplus():
+def test_a_smaller_count_makes_the_highest_slots_surplus_and_an_unplanned_list_all_surplus():
     roster = Roster()
     roster.plan((FOO, BAR))
     records = _started(roster, FOO, BAR)
     roster.plan((QueueGroup(("foo",), 1),))
-    assert roster.surplus(FOO.identity) == records[:2]
+    assert roster.surplus(FOO.identity) == [records[2], records[1]]
     assert roster.surplus(BAR.identity) == [records[3]]
-    for record in records[:2]:
+    for record in records[1:3]:
         roster.retire(record)
-    roster.remove(records[0].pid)
-    assert roster.missing(FOO.identity) == []  # slot 0 is beyond the new count: nothing to refill
+    roster.remove(records[2].pid)
+    assert roster.missing(FOO.identity) == []  # slots 1 and 2 are beyond the new count: nothing to refill
+
+
+def test_ttou_then_ttin_keeps_slots_within_the_count():
+    """The workers left after a smaller count hold slots 0 .. count-1, so a larger count adds the next ones."""
+    roster = Roster()
+    roster.plan((FOO,))
+    records = _started(roster, FOO)
+    roster.plan((QueueGroup(("foo",), 2),))
+    (gone,) = roster.surplus(FOO.identity)
+    roster.retire(gone)
+    assert gone.context.index == 2
+    roster.plan((QueueGroup(("foo",), 3),))
+    assert roster.missing(FOO.identity) == [2]
+    assert {r.context.index for r in records if not r.stopping} == {0, 1}
 
 
 def test_a_larger_count_adds_slots_after_the_held_ones():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 
 from rq import get_current_job
@@ -54,3 +55,16 @@ def leave_orphan(token: str, seconds: float) -> int:
     os.close(read_fd)
     _push(DONE, token=token, grandchild=grandchild)
     return grandchild
+
+
+def detach(token: str, seconds: float) -> int:
+    """Start a program in a session of its own that outlives this job (a daemon a job starts on purpose)."""
+    process = subprocess.Popen(
+        ["sleep", str(seconds)],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _push(DONE, token=token, detached=process.pid)
+    return process.pid
