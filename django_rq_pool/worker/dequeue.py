@@ -33,6 +33,8 @@ from rq.exceptions import DequeueTimeout, NoSuchJobError
 from rq.queue import Queue
 from rq.utils import as_text
 
+from django_rq_pool.worker.base import WorkerBase
+
 log = logging.getLogger(__name__)
 
 # KEYS: the queues in dequeue order, then their intermediate lists in the same order.
@@ -128,11 +130,11 @@ def claiming_queue_class(queue_class: type[Queue]) -> type[Queue]:
 def can_claim(worker: Any) -> bool:
     """Claims need rq's own dequeue and a job child that runs this process's code (not SpawnWorker)."""
     spawn_worker = getattr(rq.worker, "SpawnWorker", None)  # older rq has none
-    own_dequeue = getattr(worker.queue_class.dequeue_any, "__func__", None) is Queue.dequeue_any.__func__
+    own_dequeue = getattr(worker.queue_class.dequeue_any, "__func__", None) is Queue.__dict__["dequeue_any"].__func__
     return own_dequeue and not (spawn_worker is not None and isinstance(worker, spawn_worker))
 
 
-class ClaimingWorkerMixin:
+class ClaimingWorkerMixin(WorkerBase):
     """Worker side: multi-queue lists claim (above); the job child clears the claim as it starts."""
 
     pool_claims = False

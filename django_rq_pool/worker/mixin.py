@@ -23,7 +23,7 @@ import time
 import traceback
 from datetime import timedelta
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 import psutil
 import redis
@@ -43,6 +43,7 @@ from django_rq_pool.common.log_files import reopen_on_signal
 from django_rq_pool.common.titles import forking_as, forks_become, set_title, titled
 from django_rq_pool.config.options import PoolOptions
 from django_rq_pool.hooks import WorkerContext, run_hooks
+from django_rq_pool.worker.base import WorkerBase
 from django_rq_pool.worker.dequeue import ClaimingWorkerMixin
 from django_rq_pool.worker.unblock import interrupt_blocking_dequeue, is_unblock_error
 
@@ -62,13 +63,7 @@ THREAD_BLOCKED_SIGNALS = signal.valid_signals() - {
 }  # synchronous signals stay with the thread that causes them
 
 
-if TYPE_CHECKING:
-    _WorkerBase = Worker  # what the mixin is mixed into, for type checkers only
-else:
-    _WorkerBase = object
-
-
-class PoolWorkerMixin(_WorkerBase):
+class PoolWorkerMixin(WorkerBase):
     """Signal handling, pausing and memory recycling for any rq worker class."""
 
     pool_term_graceful = False
