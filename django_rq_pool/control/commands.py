@@ -63,7 +63,9 @@ def check_command(command: Any, args: Any) -> dict[str, Any]:
         prefer = args.get("prefer", [])
         if not isinstance(prefer, list) or len(prefer) > MAX_COUNT:
             raise CommandError("prefer must be a list of pids")
-        checked["prefer"] = [_integer(pid, "a preferred pid") for pid in prefer]
+        if not all(isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 2**31 for pid in prefer):
+            raise CommandError("prefer must be a list of pids")
+        checked["prefer"] = prefer
     return checked
 
 
