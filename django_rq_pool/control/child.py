@@ -106,9 +106,9 @@ class ControlChild:
                     return 0
                 for message in messages:
                     self.take(message)
-            if self.redis is not None and len(readable) > (self.sock in readable):
-                self.guarded(self.read_commands)
             self.guarded(self.redis_work)
+            if self.pubsub is not None:  # also what arrived with the SUBSCRIBE reply, already buffered
+                self.guarded(self.read_commands)
 
     def _timeout(self) -> float:
         now = time.monotonic()

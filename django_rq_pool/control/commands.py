@@ -60,12 +60,15 @@ def check_command(command: Any, args: Any) -> dict[str, Any]:
             checked["delta"] = _integer(args["delta"], "delta")
             if checked["delta"] == 0:
                 raise CommandError("delta must not be 0")
-        prefer = args.get("prefer", [])
-        if not isinstance(prefer, list) or len(prefer) > MAX_COUNT:
-            raise CommandError("prefer must be a list of pids")
-        if not all(isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 2**31 for pid in prefer):
-            raise CommandError("prefer must be a list of pids")
-        checked["prefer"] = prefer
+        if "prefer" in args:  # set by the control child: the list's idle workers, to stop first
+            prefer = args["prefer"]
+            if (
+                not isinstance(prefer, list)
+                or len(prefer) > MAX_COUNT
+                or not all(isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 2**31 for pid in prefer)
+            ):
+                raise CommandError("prefer must be a list of pids")
+            checked["prefer"] = prefer
     return checked
 
 

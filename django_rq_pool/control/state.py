@@ -144,6 +144,6 @@ class PoolView:
             return "busy"
         if not worker.get("listening") and info.state is None:
             return "starting"
-        if self.list_options(worker["list"]).get("paused"):
+        if info.state == "suspended" or self.list_options(worker["list"]).get("paused"):
             return "paused"
         return "idle"
