@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from django_rq_pool.config.loader import ConfigError
+
+log = logging.getLogger(__name__)
 
 NAME_ENV_VAR = "RQ_POOL_NAME"
 DEFAULT_MAX_WORKERS = 64
@@ -38,6 +41,12 @@ def control_settings(explicit_name: str | None, settings: Any) -> ControlSetting
         return None
     queue = control_queue_name()
     if queue not in (getattr(settings, "RQ_QUEUES", None) or {}):
+        if not getattr(settings, "RQ_POOL_CONTROL_QUEUE", None):
+            log.warning(
+                "control plane off: RQ_QUEUES has no 'default' entry for the registry; name one in "
+                "RQ_POOL_CONTROL_QUEUE to turn it on, or set RQ_POOL_CONTROL = False to silence this"
+            )
+            return None
         raise ConfigError(
             "settings.RQ_POOL_CONTROL_QUEUE",
             f"the control plane's registry uses the Redis of RQ_QUEUES[{queue!r}], which does not exist; "
