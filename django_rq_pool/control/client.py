@@ -43,9 +43,11 @@ def control_queue_name() -> str:
     return getattr(settings, "RQ_POOL_CONTROL_QUEUE", None) or DEFAULT_CONTROL_QUEUE
 
 
-def with_timeouts(connection: redis.Redis, seconds: float = SOCKET_TIMEOUT) -> redis.Redis:
+def with_timeouts(connection: redis.Redis, seconds: float = SOCKET_TIMEOUT, name: str | None = None) -> redis.Redis:
     """Give a connection socket timeouts where it has none, so a dead Redis never hangs a caller."""
     kwargs = connection.connection_pool.connection_kwargs
+    if name is not None:
+        kwargs["client_name"] = name  # shown by CLIENT LIST
     for name in ("socket_timeout", "socket_connect_timeout"):
         if kwargs.get(name) is None:
             kwargs[name] = seconds

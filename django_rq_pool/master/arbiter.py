@@ -122,12 +122,16 @@ class Arbiter:
             self.reap_children()  # a worker that died as the pool decided to exit still gets its janitor
             self.janitors.flush()
             self.janitors.settle(EXIT_WAIT)
+            if self.control is not None:
+                self.control.finish()
             level = logging.INFO if done.status == EXIT_OK else logging.ERROR
             log.log(level, "master exiting with status %d: %s", done.status, done.reason)
             self.reporter.notify("STOPPING=1")
             return done.status
         except Exception as exc:
             log.error("master failed:\n%s", traceback.format_exc())
+            if self.control is not None:
+                self.control.finish()
             log.error(
                 "master exiting with status %d: unexpected %s: %s; its workers finish their jobs and stop",
                 EXIT_ERROR,

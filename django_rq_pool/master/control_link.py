@@ -40,7 +40,10 @@ log = logging.getLogger(__name__)
 
 RESTART_BASE = 0.5
 RESTART_MAX = 30.0
-STABLE_AFTER = 10.0  # a control child up this long resets the restart backoff
+STABLE_AFTER = 10.0
+STOP_WAIT = (
+    3.0  # at the exit, for the child to remove the record  # a control child up this long resets the restart backoff
+)
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,24 @@ class ControlLink:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+
+    def finish(self, timeout: float = STOP_WAIT) -> None:
+        """At the master's exit: close the pipe and give the child a moment to drop the record.
+
+        Bounded, and only at exit: the record is gone before the master's last log line, and a
+        child stuck on a dead Redis is left to finish by itself.
+        """
+        self.close()
+        deadline = time.monotonic() + timeout
+        while self.pid is not None and time.monotonic() < deadline:
+            try:
+                pid, _ = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                pid = self.pid
+            if pid == self.pid:
+                self.pid = None
+            else:
+                time.sleep(0.01)
 
     # -- the child -----------------------------------------------------------------------
 
