@@ -8,7 +8,7 @@ reply back to the sender. While Redis is unreachable it keeps reading the master
 retries every second; the record catches up on the first write that succeeds.
 
 At idle it sends two Redis commands per heartbeat: one script that reads every worker's rq
-hash, and the record's ``SET ... EX ... GET``.
+hash, and one that writes the record with its TTL and its id in the set of pools.
 """
 
 from __future__ import annotations
@@ -37,6 +37,11 @@ USS_EVERY = 10.0  # reading smaps_rollup costs the kernel ~0.5 ms per worker
 FLUSH_DELAY = 0.1  # a burst of changes becomes one write
 RETRY = 1.0
 REDIS_ERRORS = (redis.RedisError, OSError)
+WRITE_RECORD = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+return 1
+"""  # one command, so the record and its index entry are never written apart
 READ_WORKERS = """
 local out = {}
 for i, key in ipairs(KEYS) do
@@ -239,9 +244,8 @@ class ControlChild:
         assert self.redis is not None
         document = self.view.document(self.details, time.time())
         ttl = max(1, round(self.heartbeat * 3))
-        previous = self.redis.set(wire.record_key(self.pool_id), json.dumps(document), ex=ttl, get=True)
-        if previous is None:
-            self.redis.sadd(wire.POOLS, self.pool_id)
+        script = self.redis.register_script(WRITE_RECORD)
+        script(keys=[wire.record_key(self.pool_id), wire.POOLS], args=[json.dumps(document), ttl, self.pool_id])
         self.flush_at = None
 
     def read_details(self, pids: list[int] | None = None) -> None:

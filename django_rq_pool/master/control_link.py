@@ -23,9 +23,6 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from setproctitle import setproctitle
-
-from django_rq_pool.common.child import enter_child
 from django_rq_pool.config.control import ControlSettings
 from django_rq_pool.config.loader import ConfigError
 from django_rq_pool.config.plan import PoolPlan, QueueGroup
@@ -89,10 +86,11 @@ class ControlLink:
         from django_rq_pool import __version__
 
         self.arbiter = arbiter
+        hostname = socket.gethostname()
         self.identity = {
-            "id": f"{arbiter.hostname}:{arbiter.pid}",
-            "name": self.settings.name or arbiter.hostname,
-            "host": arbiter.hostname,
+            "id": f"{hostname}:{arbiter.pid}",
+            "name": self.settings.name or hostname,
+            "host": hostname,
             "pid": arbiter.pid,
             "app": arbiter.options.app_name,
             "version": __version__,
@@ -100,6 +98,7 @@ class ControlLink:
         }
         self.base = arbiter.plan
         arbiter.roster.observer = self
+        arbiter.wakeups.add_deadline(self.deadline)
         self.start_child()
 
     @property
@@ -109,11 +108,13 @@ class ControlLink:
     def owns(self, pid: int) -> bool:
         return pid == self.pid
 
-    def deadline(self) -> float | None:
+    def deadline(self, now: float) -> float | None:
         return self.restart_at
 
     def close(self) -> None:
         if self.sock is not None:
+            if self.arbiter is not None:
+                self.arbiter.wakeups.remove_reader(self.sock.fileno())
             self.sock.close()
             self.sock = None
 
@@ -146,19 +147,13 @@ class ControlLink:
         self.close()
         master_end, child_end = protocol.socket_pair()
         self.sock = master_end
-        pid = arbiter._fork()
-        if pid == 0:
-            code = 1
-            try:
-                if enter_child("control", arbiter.pid, arbiter.inherited_fds()):
-                    for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM):
-                        signal.signal(signum, signal.SIG_IGN)  # it ends when the master's end closes
-                    setproctitle(f"rqpool-control[{arbiter.options.app_name}]: {self.identity['id']}")
-                    code = run_control_child(child_end, self.settings.heartbeat)
-            except BaseException:
-                log.exception("control child failed")
-            finally:
-                os._exit(code)
+        arbiter.wakeups.add_reader(master_end.fileno(), self.poll)  # so every other child closes it
+        pid = arbiter.forker.fork_helper(
+            "control",
+            f"rqpool-control[{arbiter.options.app_name}]: {self.identity['id']}",
+            lambda: run_control_child(child_end, self.settings.heartbeat),
+            ignore=(signal.SIGINT, signal.SIGQUIT, signal.SIGTERM),  # it ends when the master's end closes
+        )
         child_end.close()
         if pid < 0:
             self._schedule_restart("fork failed")
@@ -169,7 +164,7 @@ class ControlLink:
         self.send_snapshot()
 
     def child_exited(self, status: int) -> None:
-        from django_rq_pool.master.arbiter import describe_status
+        from django_rq_pool.master.forking import describe_status
 
         self.pid = None
         if time.monotonic() - self.started >= STABLE_AFTER:
@@ -186,9 +181,7 @@ class ControlLink:
     # -- each pass of the master's loop --------------------------------------------------
 
     def poll(self) -> None:
-        """Restart the child when due; apply what it sent."""
-        if self.restart_at is not None and time.monotonic() >= self.restart_at:
-            self.start_child()
+        """Apply what the child sent (called when the pipe is readable)."""
         if self.sock is None:
             return
         try:
@@ -212,6 +205,8 @@ class ControlLink:
         if arbiter is None:
             return
         arbiter.roster.prefer_retire = set()
+        if self.restart_at is not None and time.monotonic() >= self.restart_at:
+            self.start_child()
         if self.sender is None:
             return
         if self.sender.lost:
@@ -259,7 +254,7 @@ class ControlLink:
             state = arbiter.state
         elif arbiter.paused:
             state = "paused"
-        elif any(h.failures for h in arbiter.health.values()):
+        elif any(h.failures for h in arbiter.backoff.health.values()):
             state = "backing-off"
         else:
             state = "running"
@@ -273,7 +268,7 @@ class ControlLink:
         lists = []
         for group in arbiter.plan.groups:
             override = self.overrides.get(group.queues)
-            health = arbiter.health.get(group.identity)
+            health = arbiter.backoff.health.get(group.identity)
             backoff = None
             if health is not None and health.failures:
                 until = round(now + max(0.0, health.next_spawn - now_mono))
@@ -373,7 +368,7 @@ class ControlLink:
             self.overrides[queues] = Override(item["count"], item["configured"])
         if self.overrides:
             arbiter.plan = self.rebase(arbiter.plan if self.base is None else self.base, "start")
-            arbiter._replan()
+            arbiter.replan()
             log.info("control: stored overrides applied: %s", arbiter.describe_plan())
 
     def _cap(self, queues: tuple[str, ...]) -> int:
@@ -437,7 +432,7 @@ class ControlLink:
         self.overrides[queues] = Override(count, configured)
         arbiter.plan = self.effective()
         arbiter.roster.prefer_retire = set(args.get("prefer", ()))
-        arbiter._replan()
+        arbiter.replan()
         text = f"[{args['list']}] {current} -> {count} workers (configured {configured})"
         return True, text, {"list": args["list"], "from": current, "to": count, "override": count}
 
@@ -454,18 +449,18 @@ class ControlLink:
         for queues in dropped:
             del self.overrides[queues]
         arbiter.plan = self.effective()
-        arbiter._replan()
+        arbiter.replan()
         keys = [",".join(q) for q in dropped]
         return True, f"overrides dropped: {', '.join(keys) or 'none'}", {"reset": keys}
 
     def _cmd_pause(self, args: dict[str, Any]) -> tuple[bool, str, dict[str, Any]]:
         assert self.arbiter is not None
-        self.arbiter.handle_usr2()
+        self.arbiter.handlers.handle_usr2()
         return True, "workers paused (USR2): they finish their current job and take no new one", {"paused": True}
 
     def _cmd_resume(self, args: dict[str, Any]) -> tuple[bool, str, dict[str, Any]]:
         assert self.arbiter is not None
-        self.arbiter.handle_cont()
+        self.arbiter.handlers.handle_cont()
         return True, "workers resumed (CONT)", {"paused": False}
 
     def _cmd_reload(self, args: dict[str, Any]) -> tuple[bool, str, dict[str, Any]]:
@@ -475,7 +470,7 @@ class ControlLink:
             return False, "the pool is stopping", {}
         if arbiter.reload_plan is None:
             return False, f"configuration comes from {arbiter.plan.source}; nothing to reload", {}
-        arbiter.handle_hup()
+        arbiter.handlers.handle_hup()
         if arbiter.reload_error:
             return False, f"reload failed, keeping the last good configuration: {arbiter.reload_error}", {}
         return True, f"reloaded: {arbiter.describe_plan()}", {}
@@ -484,12 +479,12 @@ class ControlLink:
         assert self.arbiter is not None
         if self._stopping():
             return False, "the pool is stopping", {}
-        self.arbiter.handle_winch()
+        self.arbiter.handlers.handle_winch()
         return True, "stopping every worker (WINCH); reload or HUP starts them again", {}
 
     def _cmd_quit(self, args: dict[str, Any]) -> tuple[bool, str, dict[str, Any]]:
         assert self.arbiter is not None
         if self._stopping():
             return False, "the pool is already stopping", {}
-        self.arbiter.handle_quit()
+        self.arbiter.handlers.handle_quit()
         return True, "graceful stop (QUIT): workers finish their jobs, then the pool exits", {}

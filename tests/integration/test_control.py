@@ -268,6 +268,8 @@ def test_a_control_child_killed_with_9_is_replaced_and_no_worker_notices(pool_fa
     os.kill(victim.pid, signal.SIGKILL)
     pool.wait_log("control child killed by SIGKILL; restarting it")
     replacement = wait_for(lambda: (c := control_child(pool)).pid != victim.pid and c, message="a new control child")
+    rewritten = time.time()
+    wait_record(redis_client, pool, lambda r: r["heartbeat_at"] > rewritten, "the record written by the new child")
     assert command(redis_client, pool_id(pool), "scale", list="foo", count=3).ok
     wait_record(redis_client, pool, counts("foo", running=3))
     assert workers < worker_pids(pool)  # the two first workers were never touched
