@@ -386,3 +386,44 @@ def test_a_started_job_list_is_unchanged_by_unrelated_commands(pool_factory, red
     assert [r["token"] for r in started(redis_client)] == ["long"]
     pool.signal(signal.SIGQUIT)
     assert pool.wait_exit() == 0
+
+
+def test_backlog_counts_queued_jobs_and_the_oldest_age(redis_client, queue):
+    queue("foo").enqueue("testapp.jobs.record", "first")
+    queue("foo").enqueue("testapp.jobs.record", "second")
+    found = client.backlog(["foo", "bar"], connection=redis_client)
+    assert found["foo"]["count"] == 2 and 0 <= found["foo"]["oldest_age"] < 60
+    assert found["bar"] == {"count": 0, "oldest_age": None}
+
+
+def test_status_watch_redraws_in_place(pool_factory, redis_client, redis_server):
+    import select
+    import subprocess
+    import sys
+
+    from ..harness import MANAGE
+
+    pool = pool_factory("foo: 1\n", args=("--name", "watched")).start()
+    pool.wait_workers(1)
+    wait_record(redis_client, pool)
+    env = {**os.environ, "TEST_REDIS_URL": redis_server.url}
+    watch = subprocess.Popen(
+        [sys.executable, str(MANAGE), "rqpoolctl", "status", "--watch", "--interval", "0.2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert watch.stdout is not None
+        screens = b""
+        deadline = time.monotonic() + 20
+        while screens.count(b"\x1b[H\x1b[2J") < 2 and time.monotonic() < deadline:
+            if select.select([watch.stdout], [], [], 0.5)[0]:
+                screens += watch.stdout.read1(4096)
+        assert screens.count(b"\x1b[H\x1b[2J") >= 2 and b"watched (" in screens
+    finally:
+        watch.kill()
+        watch.wait(10)
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
