@@ -168,7 +168,7 @@ class ControlChild:
 
     def disconnect(self) -> None:
         if self.pubsub is not None:
-            with contextlib.suppress(REDIS_ERRORS):
+            with contextlib.suppress(*REDIS_ERRORS):
                 self.pubsub.close()
         if self.redis is not None:
             self.redis.connection_pool.disconnect()
@@ -219,7 +219,7 @@ class ControlChild:
         for key, value in stored.items():
             try:
                 item = json.loads(value)
-                overrides[key.decode()] = {"count": int(item["count"]), "configured": int(item["configured"])}
+                overrides[wire.text(key)] = {"count": int(item["count"]), "configured": int(item["configured"])}
             except (ValueError, KeyError, TypeError):
                 log.warning("control: ignoring a malformed stored override for %r", key[:80])
         self._to_master({"t": "overrides", "overrides": overrides})
@@ -292,9 +292,8 @@ class ControlChild:
         except CommandError as exc:
             self.view.commands["refused"] += 1
             log.warning("control: refused a message on %s: %s", wire.channel(self.pool_id), exc)
-            reply_to, command_id = getattr(exc, "reply_to", None), getattr(exc, "command_id", None)
-            if reply_to:
-                self._reply(reply_to, command_id or "", False, f"refused: {exc}", {})
+            if exc.reply_to:
+                self._reply(exc.reply_to, exc.command_id or "", False, f"refused: {exc}", {})
             self.flush_at = time.monotonic()
             return
         args = dict(parsed.args)

@@ -61,7 +61,7 @@ def registry_connection() -> redis.Redis:
     return with_timeouts(django_rq.get_connection(control_queue_name()))
 
 
-def _decode(value: bytes | None) -> dict[str, Any] | None:
+def _decode(value: bytes | str | None) -> dict[str, Any] | None:
     if value is None:
         return None
     try:
@@ -74,7 +74,7 @@ def _decode(value: bytes | None) -> dict[str, Any] | None:
 def read_status(connection: redis.Redis | None = None) -> dict[str, Any]:
     """Every live pool: ``{"generated_at": epoch, "pools": [...]}``, sorted by host then name."""
     connection = connection or registry_connection()
-    ids = sorted(member.decode() for member in connection.smembers(wire.POOLS))
+    ids = sorted(wire.text(member) for member in connection.smembers(wire.POOLS))
     records = connection.mget([wire.record_key(pool_id) for pool_id in ids]) if ids else []
     pools, gone = [], []
     for pool_id, value in zip(ids, records, strict=True):
@@ -102,7 +102,7 @@ def backlog(queues: list[str], connection: redis.Redis | None = None) -> dict[st
     oldest_ids = [answers[i * 2 + 1] for i in range(len(queues))]
     pipe = connection.pipeline(transaction=False)
     for job_id in oldest_ids:
-        pipe.hget(f"rq:job:{job_id.decode()}", "enqueued_at") if job_id else pipe.echo("")
+        pipe.hget(f"rq:job:{wire.text(job_id)}", "enqueued_at") if job_id else pipe.echo("")
     enqueued = pipe.execute()
     now = time.time()
     found: dict[str, dict[str, Any]] = {}
@@ -110,7 +110,7 @@ def backlog(queues: list[str], connection: redis.Redis | None = None) -> dict[st
         age = None
         if oldest_ids[index] and enqueued[index]:
             try:
-                age = max(0.0, now - utcparse(enqueued[index].decode()).timestamp())
+                age = max(0.0, now - utcparse(wire.text(enqueued[index])).timestamp())
             except ValueError:
                 age = None
         found[name] = {"count": answers[index * 2], "oldest_age": age}

@@ -15,7 +15,14 @@ MAX_COUNT = 10_000  # far above any cap: bigger numbers are junk, not a scale
 
 
 class CommandError(ValueError):
-    """A command that cannot be run, phrased for the operator."""
+    """A command that cannot be run, phrased for the operator.
+
+    Read from Redis, it also carries where to send the refusal (``reply_to``) when the message
+    named a usable reply list, and the message's id.
+    """
+
+    reply_to: str | None = None
+    command_id: str | None = None
 
 
 def list_key(text: Any) -> str:

@@ -80,10 +80,15 @@ def parse_command(raw: Any) -> CommandMessage:
             raise CommandError(f"message needs reply_to of the form {PREFIX}:reply:<token>")
         args = check_command(data.get("command"), data.get("args"))
     except CommandError as exc:
-        exc.reply_to = reply_to if usable else None  # type: ignore[attr-defined]
-        exc.command_id = ident if isinstance(ident, str) else None  # type: ignore[attr-defined]
+        exc.reply_to = reply_to if usable else None
+        exc.command_id = ident if isinstance(ident, str) else None
         raise
-    return CommandMessage(data["command"], args, ident, reply_to)
+    return CommandMessage(data["command"], args, str(ident), str(reply_to))
+
+
+def text(value: bytes | str) -> str:
+    """A Redis reply as text, whether the connection decodes responses or not."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def encode_reply(pool_id: str, command_id: str, ok: bool, message: str, changes: dict[str, Any]) -> bytes:
