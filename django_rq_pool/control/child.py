@@ -190,6 +190,8 @@ class ControlChild:
             if self.down_since is not None:
                 log.info("control: Redis reachable again after %.0fs", now - self.down_since)
                 self.down_since = None
+                if self.loaded:
+                    self.persisted = {}  # store every override again: a restarted Redis may have lost them
             self.next_beat = now  # catch up at once
         if self.view.gap:
             self._to_master({"t": "resync"})
@@ -227,16 +229,23 @@ class ControlChild:
         self.persisted = overrides
 
     def _persist_overrides(self) -> None:
-        """Store the master's overrides when they differ from what Redis holds (retried after an outage)."""
+        """Store what changed in the master's overrides (retried after an outage).
+
+        Field by field, so pools sharing a name (a hot swap) do not erase each other's lists.
+        """
         assert self.redis is not None
         current = self.view.overrides()
-        if current == self.persisted:
+        previous = self.persisted or {}
+        if current == previous and self.persisted is not None:
             return
         key = wire.overrides_key(str(self.view.pool["name"]))
         pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(key)
-        if current:
-            pipe.hset(key, mapping={name: json.dumps(item) for name, item in current.items()})
+        for name, item in current.items():
+            if previous.get(name) != item:
+                pipe.hset(key, name, json.dumps(item))
+        gone = [name for name in previous if name not in current]
+        if gone:
+            pipe.hdel(key, *gone)
         pipe.execute()
         self.persisted = current
 

@@ -427,3 +427,19 @@ def test_status_watch_redraws_in_place(pool_factory, redis_client, redis_server)
         watch.wait(10)
     pool.signal(signal.SIGQUIT)
     assert pool.wait_exit() == 0
+
+
+def test_an_override_survives_a_hot_swap(pool_factory, redis_client, tmp_path):
+    pidfile = tmp_path / "swap.pid"
+    old = pool_factory("foo: 1\n", args=("--name", "swap", "--pidfile", str(pidfile))).start()
+    old.wait_workers(1)
+    wait_record(redis_client, old)
+    assert command(redis_client, "swap", "scale", list="foo", count=3).ok
+    wait_for(lambda: redis_client.hget(wire.overrides_key("swap"), "foo"), message="the override stored")
+    new = pool_factory("foo: 1\n", args=("--name", "swap", "--pidfile", str(pidfile), "--hot-swap")).start()
+    wait_record(redis_client, new, counts("foo", configured=1, override=3, running=3), "the new pool at 3")
+    assert old.wait_exit(30) == 0
+    assert new.wait_workers(3) == ["foo", "foo", "foo"]
+    assert pidfile.read_text().strip() == str(new.pid)
+    new.signal(signal.SIGQUIT)
+    assert new.wait_exit() == 0
