@@ -262,8 +262,10 @@ class Arbiter:
     # -- what the handlers use -------------------------------------------------------------
 
     def replan(self) -> None:
-        """Give the roster the counts wanted now (none while WINCH holds)."""
-        self.roster.plan(() if self.spawning_paused else self.plan.groups)
+        """Give the roster the counts wanted now (none while WINCH holds, or while the stored
+        overrides are read at the start: control_link.py)."""
+        held = self.control is not None and self.control.holding
+        self.roster.plan(() if self.spawning_paused or held else self.plan.groups)
 
     def begin_stop(self, mode: str, timeout: float | None) -> None:
         self.stopper.begin(mode, timeout)

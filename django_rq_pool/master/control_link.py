@@ -37,10 +37,9 @@ log = logging.getLogger(__name__)
 
 RESTART_BASE = 0.5
 RESTART_MAX = 30.0
-STABLE_AFTER = 10.0
-STOP_WAIT = (
-    3.0  # at the exit, for the child to remove the record  # a control child up this long resets the restart backoff
-)
+STABLE_AFTER = 10.0  # a control child up this long resets the restart backoff
+STOP_WAIT = 3.0  # at the exit, for the child to remove the record
+HOLD_AT_START = 1.0  # the first workers wait this long at most for the stored overrides
 
 
 @dataclass(frozen=True)
@@ -76,6 +75,8 @@ class ControlLink:
         self.exits: dict[str, int] = dict.fromkeys(protocol.EXIT_REASONS, 0)
         self.commands = {"applied": 0, "refused": 0}
         self.identity: dict[str, Any] = {}
+        self.holding = False  # no worker forked yet: waiting for the stored overrides
+        self.hold_until = 0.0
         self._sent_pool: dict[str, Any] | None = None
         self._sent_lists: list[dict[str, Any]] | None = None
 
@@ -99,6 +100,7 @@ class ControlLink:
         self.base = arbiter.plan
         arbiter.roster.observer = self
         arbiter.wakeups.add_deadline(self.deadline)
+        self.holding, self.hold_until = True, time.monotonic() + HOLD_AT_START
         self.start_child()
 
     @property
@@ -109,7 +111,16 @@ class ControlLink:
         return pid == self.pid
 
     def deadline(self, now: float) -> float | None:
+        if self.holding:
+            return self.hold_until
         return self.restart_at
+
+    def _release_hold(self, why: str) -> None:
+        """Let the first workers start without the stored overrides (they apply when read)."""
+        if self.holding and self.arbiter is not None:
+            self.holding = False
+            log.warning("control: starting workers without the stored overrides: %s", why)
+            self.arbiter.replan()
 
     def close(self) -> None:
         if self.sock is not None:
@@ -205,6 +216,8 @@ class ControlLink:
         if arbiter is None:
             return
         arbiter.roster.prefer_retire = set()
+        if self.holding and time.monotonic() >= self.hold_until:
+            self._release_hold(f"not read within {HOLD_AT_START:.0f}s (is Redis down?)")
         if self.restart_at is not None and time.monotonic() >= self.restart_at:
             self.start_child()
         if self.sender is None:
@@ -355,6 +368,7 @@ class ControlLink:
         if self.overrides_loaded or arbiter is None:
             return
         self.overrides_loaded = True
+        holding, self.holding = self.holding, False
         for key, item in stored.items():
             try:
                 queues = tuple(list_key(key).split(","))
@@ -368,8 +382,9 @@ class ControlLink:
             self.overrides[queues] = Override(item["count"], item["configured"])
         if self.overrides:
             arbiter.plan = self.rebase(arbiter.plan if self.base is None else self.base, "start")
-            arbiter.replan()
             log.info("control: stored overrides applied: %s", arbiter.describe_plan())
+        if self.overrides or holding:
+            arbiter.replan()
 
     def _cap(self, queues: tuple[str, ...]) -> int:
         group = self._group(queues)

@@ -229,6 +229,9 @@ def test_overrides_survive_a_restart_and_a_hup_keeps_them_unless_the_file_change
     record = wait_record(redis_client, second, counts("foo", override=3, configured=1, running=3))
     assert lists(record)["bar"]["override"] == 2
     assert second.wait_workers(5) == ["bar", "bar", "foo", "foo", "foo"]
+    log = second.log()  # the first workers waited for the stored overrides: none started only to be stopped
+    assert log.index("control: stored overrides applied") < log.index("spawned worker")
+    assert "stopping worker" not in log
 
     # HUP: the file changes bar's count (1 -> 4) and leaves foo's alone: bar's override is dropped.
     first.write_config("foo: 1\nbar: 4\n")  # the file both pools read
