@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 from django_rq_pool.common.lineage import Lineage
 from django_rq_pool.config.plan import QueueGroup
@@ -38,6 +38,14 @@ class WorkerRecord:
         return self.context.group
 
 
+class RosterObserver(Protocol):
+    """Told of each worker event, one call each (the control plane's link)."""
+
+    def spawned(self, record: WorkerRecord) -> None: ...
+    def retired(self, record: WorkerRecord) -> None: ...
+    def listening(self, record: WorkerRecord) -> None: ...
+
+
 class Roster:
     """Every unreaped worker by pid, and the live ones by slot."""
 
@@ -50,7 +58,7 @@ class Roster:
         self._vacant: dict[Identity, set[int]] = {}
         self._counts: dict[Identity, int] = {}
         self._changed: set[Identity] = set()
-        self.observer: Any = None  # told of each spawn, retirement and readiness (control_link.py)
+        self.observer: RosterObserver | None = None  # control_link.py
         self.prefer_retire: set[int] = set()  # pids to stop first when a list shrinks (idle ones)
 
     def plan(self, groups: Iterable[QueueGroup]) -> None:

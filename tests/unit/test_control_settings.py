@@ -66,3 +66,19 @@ def test_a_list_max_is_parsed_and_bounds_its_count():
         parse_config({"foo": {"count": 9, "max": 8}}, "rq-pool.yml")
     with pytest.raises(ConfigError, match="max must be a non-negative integer"):
         parse_config({"foo": {"count": 1, "max": "lots"}}, "rq-pool.yml")
+
+
+def test_a_shrinking_list_stops_the_preferred_idle_workers_first_then_the_highest_slots():
+    from django_rq_pool.config.plan import QueueGroup
+    from django_rq_pool.hooks import WorkerContext
+    from django_rq_pool.master.roster import Roster, WorkerRecord
+
+    foo = QueueGroup(("foo",), 4)
+    roster = Roster()
+    roster.plan((foo,))
+    for index in range(4):
+        roster.add(WorkerRecord(100 + index, WorkerContext(foo, index, f"w{index}", 1), float(index)))
+    roster.plan((QueueGroup(("foo",), 2),))
+    assert [r.pid for r in roster.surplus(foo.identity)] == [103, 102]  # no preference: highest slots
+    roster.prefer_retire = {100}  # the control child saw only slot 0 idle
+    assert [r.pid for r in roster.surplus(foo.identity)] == [100, 103]
