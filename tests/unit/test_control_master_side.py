@@ -1,4 +1,4 @@
-"""The control plane's settings: defaults, checks, and the pool's name."""
+"""The control plane on the master's side: settings, the pool's name, a list's max, what a scale-down stops."""
 
 from __future__ import annotations
 
