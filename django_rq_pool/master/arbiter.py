@@ -117,6 +117,8 @@ class Arbiter:
         self.replan()
         try:
             self.loop_once()  # forks the initial workers from the image loaded with the GC off (collector.py)
+            while self.control is not None and self.control.holding:
+                self.loop_once()  # the initial workers wait for the stored overrides (control_link.py)
             gc.enable()  # collections now skip that image: every fork froze it
             while True:
                 self.loop_once()

@@ -100,7 +100,8 @@ class ControlLink:
         self.base = arbiter.plan
         arbiter.roster.observer = self
         arbiter.wakeups.add_deadline(self.deadline)
-        self.holding, self.hold_until = True, time.monotonic() + HOLD_AT_START
+        # A burst pool does not wait: it exits as soon as it has no worker.
+        self.holding, self.hold_until = not arbiter.options.burst, time.monotonic() + HOLD_AT_START
         self.start_child()
 
     @property
