@@ -25,6 +25,7 @@ from typing import Any
 
 import redis
 
+from django_rq_pool.config.redact import redact_text
 from django_rq_pool.control import wire
 from django_rq_pool.control.commands import CommandError
 from django_rq_pool.control.protocol import TO_CHILD, Closed, ProtocolError, encode, receive
@@ -162,7 +163,11 @@ class ControlChild:
         except REDIS_ERRORS as exc:
             if self.down_since is None:
                 self.down_since = time.monotonic()
-                log.warning("control: Redis unreachable (%s); the pool runs on, retrying every %.0fs", exc, RETRY)
+                log.warning(
+                    "control: Redis unreachable (%s); the pool runs on, retrying every %.0fs",
+                    redact_text(str(exc)),
+                    RETRY,
+                )
             self.disconnect()
             self.retry_at = time.monotonic() + RETRY
 
@@ -344,7 +349,7 @@ class ControlChild:
             self.redis.srem(wire.POOLS, self.pool_id)
             log.info("control: pool %s removed from the registry", self.pool_id)
         except REDIS_ERRORS as exc:
-            log.warning("control: could not remove the record (%s); it expires by itself", exc)
+            log.warning("control: could not remove the record (%s); it expires by itself", redact_text(str(exc)))
 
     def redis_work_outbox(self) -> None:
         assert self.redis is not None

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import time
 from dataclasses import dataclass, replace
@@ -164,7 +163,7 @@ class ControlLink:
             "control",
             f"rqpool-control[{arbiter.options.app_name}]: {self.identity['id']}",
             lambda: run_control_child(child_end, self.settings.heartbeat),
-            ignore=(signal.SIGINT, signal.SIGQUIT, signal.SIGTERM),  # it ends when the master's end closes
+            ignore_stop=True,  # INT, QUIT, TERM: it ends when the master's end of the pipe closes
         )
         child_end.close()
         if pid < 0:

@@ -10,6 +10,7 @@ from typing import Any
 import redis
 from django.core.management.base import BaseCommand, CommandParser
 
+from django_rq_pool.config.redact import redact_text
 from django_rq_pool.control import client
 from django_rq_pool.control.commands import CommandError, list_key, parse_scale
 from django_rq_pool.control.table import status_table
@@ -55,7 +56,9 @@ class Command(BaseCommand):
         except (CommandError, client.UnknownPool) as exc:
             self._fail(str(exc), EXIT_REFUSED if isinstance(exc, client.UnknownPool) else EXIT_USAGE)
         except (redis.RedisError, OSError) as exc:
-            self._fail(f"cannot reach the registry's Redis ({client.control_queue_name()!r} queue): {exc}")
+            self._fail(
+                f"cannot reach the registry's Redis ({client.control_queue_name()!r} queue): {redact_text(str(exc))}"
+            )
         except KeyboardInterrupt:
             sys.exit(130)
 
