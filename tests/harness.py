@@ -283,6 +283,19 @@ def _writes_to(pid: int, path: str) -> bool:
     return False
 
 
+def rqpoolctl(redis_url: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run ``manage.py rqpoolctl`` against the registry at ``redis_url``; output captured as text."""
+    env = {**os.environ, "TEST_REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, str(MANAGE), "rqpoolctl", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def done_records(client: redis.Redis) -> list[dict[str, Any]]:
     return [json.loads(item) for item in client.lrange("test:done", 0, -1)]
 
@@ -292,4 +305,13 @@ def send_to_group(pgid: int, signum: int) -> None:
     os.killpg(pgid, signum)
 
 
-__all__ = ["Pool", "RedisServer", "done_records", "redis_server_binary", "send_to_group", "signal", "wait_for"]
+__all__ = [
+    "Pool",
+    "RedisServer",
+    "done_records",
+    "redis_server_binary",
+    "rqpoolctl",
+    "send_to_group",
+    "signal",
+    "wait_for",
+]

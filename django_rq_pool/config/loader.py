@@ -34,7 +34,7 @@ CONFIG_ENV_VAR = "RQ_POOL_CONFIG"
 ENVIRONMENT_ENV_VARS = ("RQ_POOL_ENV", "DJANGO_ENV")
 MAX_FILE_BYTES = 1024 * 1024
 MAX_ALIASES = 100
-OPTION_NAMES = ("count", *vars(WorkerOptions()))
+OPTION_NAMES = ("count", "max", *vars(WorkerOptions()))
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 MAX_MEMORY_LIMIT = 2**50  # a petabyte: anything larger is a typo
@@ -238,9 +238,10 @@ def parse_memory(value: Any, source: str, key: str, line: int | None) -> int:
     return int(size)
 
 
-def _options(block: Any, source: str, key: str) -> tuple[int, WorkerOptions]:
+def _options(block: Any, source: str, key: str) -> tuple[int, WorkerOptions, int | None]:
     values: dict[str, Any] = {}
     count = 0
+    cap = None
     for name, value in block.items():
         line = _line(block, name)
         if name not in OPTION_NAMES:
@@ -249,6 +250,10 @@ def _options(block: Any, source: str, key: str) -> tuple[int, WorkerOptions]:
             )
         if name == "count":
             count = _count(value, source, key, line)
+        elif name == "max":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(source, f"max must be a non-negative integer, got {_shown(value)}", key, line)
+            cap = value
         elif name in ("worker_class", "job_class", "queue_class"):
             if not isinstance(value, str) or "." not in value:
                 raise ConfigError(source, f"{name} must be a dotted path such as rq.worker.SimpleWorker", key, line)
@@ -267,7 +272,9 @@ def _options(block: Any, source: str, key: str) -> tuple[int, WorkerOptions]:
             values[name] = value
         elif name == "memory_limit":
             values[name] = None if value is None else parse_memory(value, source, key, line)
-    return count, WorkerOptions(**values)
+    if cap is not None and count > cap:
+        raise ConfigError(source, f"count {count} is over this list's max {cap}", key, _line(block, "count"))
+    return count, WorkerOptions(**values), cap
 
 
 def _is_environment(value: Any) -> bool:
@@ -306,12 +313,13 @@ def parse_config(data: Any, source: str, environment: str | None = None) -> Pool
     groups = []
     for queues, (key, value, line) in merged.items():
         explicit: frozenset[str] = frozenset()
+        cap = None
         if isinstance(value, dict):
-            count, options = _options(value, source, key)
-            explicit = frozenset(value) - {"count"}
+            count, options, cap = _options(value, source, key)
+            explicit = frozenset(value) - {"count", "max"}
         else:
             count, options = _count(value, source, key, line), WorkerOptions()
-        groups.append(QueueGroup(queues, count, options, line, explicit))
+        groups.append(QueueGroup(queues, count, options, line, explicit, cap))
     return PoolPlan(tuple(groups), source)
 
 

@@ -41,6 +41,7 @@ class QueueGroup:
     options: WorkerOptions = field(default_factory=WorkerOptions)
     line: int | None = field(default=None, compare=False)  # where the config file names it, for errors
     explicit: frozenset[str] = field(default=frozenset(), compare=False)  # options the config sets itself
+    max: int | None = field(default=None, compare=False)  # cap on runtime scaling (control plane)
 
     @property
     def name(self) -> str:

@@ -25,6 +25,7 @@ from django_rq_pool.common.listening_pipe import announced
 from django_rq_pool.config.options import PoolOptions
 from django_rq_pool.config.plan import PoolPlan
 from django_rq_pool.master.backoff import Backoff
+from django_rq_pool.master.control_link import ControlLink
 from django_rq_pool.master.forking import Forker, describe_status, is_abnormal, send
 from django_rq_pool.master.handlers import SignalHandlers
 from django_rq_pool.master.janitors import EXIT_WAIT, Janitors
@@ -58,6 +59,7 @@ class Arbiter:
     reload_error: str | None = None
     spawning_paused: bool = False  # WINCH: no workers until a HUP
     paused: bool = False  # USR2: workers take no job until CONT; new ones start paused
+    control: ControlLink | None = None  # the control plane's child and pipe (control_link.py)
 
     def __post_init__(self) -> None:
         self.pid = os.getpid()
@@ -115,6 +117,8 @@ class Arbiter:
         self.replan()
         try:
             self.loop_once()  # forks the initial workers from the image loaded with the GC off (collector.py)
+            while self.control is not None and self.control.holding:
+                self.loop_once()  # the initial workers wait for the stored overrides (control_link.py)
             gc.enable()  # collections now skip that image: every fork froze it
             while True:
                 self.loop_once()
@@ -122,12 +126,16 @@ class Arbiter:
             self.reap_children()  # a worker that died as the pool decided to exit still gets its janitor
             self.janitors.flush()
             self.janitors.settle(EXIT_WAIT)
+            if self.control is not None:
+                self.control.finish()
             level = logging.INFO if done.status == EXIT_OK else logging.ERROR
             log.log(level, "master exiting with status %d: %s", done.status, done.reason)
             self.reporter.notify("STOPPING=1")
             return done.status
         except Exception as exc:
             log.error("master failed:\n%s", traceback.format_exc())
+            if self.control is not None:
+                self.control.finish()
             log.error(
                 "master exiting with status %d: unexpected %s: %s; its workers finish their jobs and stop",
                 EXIT_ERROR,
@@ -151,6 +159,8 @@ class Arbiter:
             self.wakeups.add_deadline(self.stuck.deadline)
         for deadline in (self.backoff.deadline, self.stopper.deadline, self.janitors.deadline):
             self.wakeups.add_deadline(deadline)
+        if self.control is not None:
+            self.control.attach(self)  # forks the control child and registers its pipe
 
     def _worker_start(self) -> WorkerStart:
         """What a new worker closes (the master's pipes), the pipe it says "listening" on, and the pause."""
@@ -164,6 +174,8 @@ class Arbiter:
         known = [*self.workers, *self.janitors.pids()]
         if self.stuck is not None and self.stuck.pid is not None:
             known.append(self.stuck.pid)  # the heartbeat reader is the master's own child
+        if self.control is not None and self.control.pid is not None:
+            known.append(self.control.pid)
         return known
 
     # -- the loop --------------------------------------------------------------------------
@@ -183,6 +195,8 @@ class Arbiter:
                 self.stuck.maybe_start()
         self.update_title()
         self.reporter.tick()
+        if self.control is not None:
+            self.control.after_pass()  # state changes since the last pass, if any
         self.wakeups.sleep(self.tick_every)
 
     def reap_children(self) -> None:
@@ -200,6 +214,8 @@ class Arbiter:
                 continue
             elif self.stuck is not None and pid == self.stuck.pid:
                 self.stuck.finished(status)
+            elif self.control is not None and self.control.owns(pid):
+                self.control.child_exited(status)
             else:
                 log.info("reaped process %d (not a worker: %s)", pid, describe_status(status))
 
@@ -209,6 +225,8 @@ class Arbiter:
         abnormal = is_abnormal(status)
         level = logging.WARNING if abnormal and not record.stopping else logging.INFO
         log.log(level, "worker %d [%s] %s after %.1fs", record.pid, group.name, describe_status(status), uptime)
+        if self.control is not None:
+            self.control.worker_exited(record, status)
         if abnormal:
             self.orphans.kill_left_by(record)
             if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == WORKER_HOOK_FAILED):
@@ -246,8 +264,10 @@ class Arbiter:
     # -- what the handlers use -------------------------------------------------------------
 
     def replan(self) -> None:
-        """Give the roster the counts wanted now (none while WINCH holds)."""
-        self.roster.plan(() if self.spawning_paused else self.plan.groups)
+        """Give the roster the counts wanted now (none while WINCH holds, or while the stored
+        overrides are read at the start: control_link.py)."""
+        held = self.control is not None and self.control.holding
+        self.roster.plan(() if self.spawning_paused or held else self.plan.groups)
 
     def begin_stop(self, mode: str, timeout: float | None) -> None:
         self.stopper.begin(mode, timeout)

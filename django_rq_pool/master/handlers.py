@@ -73,7 +73,7 @@ class SignalHandlers:
             log.error("HUP: reload failed, keeping the last good configuration:\n%s", traceback.format_exc())
         else:
             arbiter.reload_error = None
-            arbiter.plan = plan
+            arbiter.plan = arbiter.control.rebase(plan) if arbiter.control is not None else plan
             log.info("HUP: reloaded %s", arbiter.describe_plan())
 
     def handle_quit(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from django_rq_pool.common.lineage import Lineage
 from django_rq_pool.config.plan import QueueGroup
@@ -37,6 +38,14 @@ class WorkerRecord:
         return self.context.group
 
 
+class RosterObserver(Protocol):
+    """Told of each worker event, one call each (the control plane's link)."""
+
+    def spawned(self, record: WorkerRecord) -> None: ...
+    def retired(self, record: WorkerRecord) -> None: ...
+    def listening(self, record: WorkerRecord) -> None: ...
+
+
 class Roster:
     """Every unreaped worker by pid, and the live ones by slot."""
 
@@ -49,6 +58,8 @@ class Roster:
         self._vacant: dict[Identity, set[int]] = {}
         self._counts: dict[Identity, int] = {}
         self._changed: set[Identity] = set()
+        self.observer: RosterObserver | None = None  # control_link.py
+        self.prefer_retire: set[int] = set()  # pids to stop first when a list shrinks (idle ones)
 
     def plan(self, groups: Iterable[QueueGroup]) -> None:
         """Take new counts (start, reload, TTIN/TTOU, WINCH): every list is looked at again."""
@@ -68,6 +79,8 @@ class Roster:
         self.records[record.pid] = record
         self.live += 1
         self.version += 1
+        if self.observer is not None:
+            self.observer.spawned(record)
 
     def remove(self, pid: int) -> WorkerRecord | None:
         """A reaped pid: its record, if it was a worker (its slot is free again)."""
@@ -82,12 +95,16 @@ class Roster:
         if not record.stopping:
             record.stopping = True
             self._release(record)
+            if self.observer is not None:
+                self.observer.retired(record)
 
     def mark_listening(self, pid: int) -> None:
         record = self.records.get(pid)
         if record is not None and not record.stopping and not record.listening:
             record.listening = True
             self.listening += 1
+            if self.observer is not None:
+                self.observer.listening(record)
 
     def _release(self, record: WorkerRecord) -> None:
         identity, index = record.group.identity, record.context.index
@@ -113,14 +130,18 @@ class Roster:
         return list(self._held.get(identity, {}).values())
 
     def surplus(self, identity: Identity) -> list[WorkerRecord]:
-        """The workers in the highest slots above the list's count (TTOU, a smaller count on reload).
+        """The workers above the list's count (TTOU, a smaller count, a scale-down).
 
-        The highest, not the oldest: the workers left keep slots 0 .. count-1, so a later TTIN
-        or reload fills the slots just above them and ``{index}`` names stay in that range.
+        Preferred ones first (a scale command names the list's idle workers), then those in the
+        highest slots: the workers left keep low slots, so a later TTIN or reload fills the slots
+        just above them and ``{index}`` names stay in that range.
         """
         held = self._held.get(identity, {})
         extra = len(held) - self._counts.get(identity, 0)
-        return [held[index] for index in heapq.nlargest(extra, held)] if extra > 0 else []
+        if extra <= 0:
+            return []
+        ranked = sorted(held, key=lambda index: (held[index].pid not in self.prefer_retire, -index))
+        return [held[index] for index in ranked[:extra]]
 
     def missing(self, identity: Identity) -> list[int]:
         """Free slots to fill, lowest first."""

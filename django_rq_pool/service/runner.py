@@ -18,6 +18,7 @@ from django_rq_pool.common import titles
 from django_rq_pool.common.exit_codes import EXIT_CONFIG, EXIT_ERROR, EXIT_OK
 from django_rq_pool.common.logs import configure_logging
 from django_rq_pool.config import loader as config
+from django_rq_pool.config.control import control_settings
 from django_rq_pool.config.env_counts import apply_counts, counts_from_environment
 from django_rq_pool.config.loader import ConfigError, Source
 from django_rq_pool.config.options import PoolOptions
@@ -26,6 +27,7 @@ from django_rq_pool.config.redact import describe_connection
 from django_rq_pool.config.validation import validate_plan
 from django_rq_pool.hooks import load_hooks, run_hooks
 from django_rq_pool.master.arbiter import Arbiter
+from django_rq_pool.master.control_link import ControlLink
 from django_rq_pool.master.preload import preload_job_modules
 from django_rq_pool.master.warm import warm_django
 from django_rq_pool.service.operations import Operations, OperationsError, Service, with_settings
@@ -44,6 +46,7 @@ class Request:
     queue_class: str | None = None
     with_scheduler: bool | None = None
     check: bool = False
+    name: str | None = None  # --name: the pool's name in the control plane
 
 
 def _class_defaults(request: Request) -> dict[str, Any]:
@@ -109,6 +112,7 @@ def run_pool(request: Request, options: PoolOptions, stdout: TextIO = sys.stdout
         load_hooks(getattr(settings, "RQ_POOL_HOOKS", None))
         loader = PlanLoader(request)
         plan = loader()
+        control = control_settings(request.name, settings)
         preload_job_modules()
     except ConfigError as exc:
         sys.stderr.write(f"rqpool: configuration error: {exc}\n")
@@ -133,7 +137,13 @@ def run_pool(request: Request, options: PoolOptions, stdout: TextIO = sys.stdout
     warm_django()
     close_db_connections()
     titles.install(options.app_name)
-    arbiter = Arbiter(plan, options, reload_plan=loader if loader.source.reloadable else None, **service.callbacks())
+    arbiter = Arbiter(
+        plan,
+        options,
+        reload_plan=loader if loader.source.reloadable else None,
+        control=ControlLink(control) if control is not None else None,
+        **service.callbacks(),
+    )
     status = EXIT_ERROR
     try:
         status = arbiter.run()

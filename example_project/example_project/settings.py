@@ -25,3 +25,4 @@ DATABASES = {
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 RQ_QUEUES = {name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 360} for name in ("foo", "bar", "baz")}
+RQ_POOL_CONTROL_QUEUE = "foo"  # the control plane keeps its registry in foo's Redis (docs/control.md)

@@ -370,7 +370,9 @@ def test_term_to_every_process_leaves_no_job_started(pool_factory, queue, redis_
     pool.wait_workers(2)
     job = queue("foo").enqueue(SLOW, "everyone", 3)
     wait_started(redis_client)
-    wait_for(lambda: len(pool.processes()) == 4, message=f"master, 2 workers, a job child: {pool.processes()}")
+    wait_for(
+        lambda: len(pool.processes()) == 5, message=f"master, control child, 2 workers, a job child: {pool.processes()}"
+    )
     for proc in pool.processes():  # a container runtime or a Heroku dyno stop
         os.kill(proc.pid, signal.SIGTERM)
     assert pool.wait_exit() == 0

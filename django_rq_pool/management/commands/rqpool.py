@@ -101,6 +101,12 @@ class Command(BaseCommand):
             help="name shown in the master's process title (default: settings package)",
         )
         parser.add_argument(
+            "--name",
+            default=None,
+            help="the pool's name in the control plane; overrides are kept under it "
+            "(default: $RQ_POOL_NAME, settings.RQ_POOL_NAME, else the host name)",
+        )
+        parser.add_argument(
             "--check", action="store_true", help="validate the configuration, print the plan and exit; starts nothing"
         )
         parser.add_argument(
@@ -150,6 +156,7 @@ class Command(BaseCommand):
             queue_class=opts["queue_class"],
             with_scheduler=opts["with_scheduler"],
             check=opts["check"],
+            name=opts["name"],
         )
         options = PoolOptions(
             app_name=opts["app_name"] or default_app_name(),

@@ -49,3 +49,7 @@ if os.environ.get("TEST_RQ_POOL_WARM"):
     RQ_POOL_WARM = os.environ["TEST_RQ_POOL_WARM"] == "1"
 if os.environ.get("TEST_RQ_POOL_JOB_KILLED_TIMEOUT"):
     RQ_POOL_JOB_KILLED_TIMEOUT = float(os.environ["TEST_RQ_POOL_JOB_KILLED_TIMEOUT"])
+RQ_POOL_CONTROL_QUEUE = "foo"
+RQ_POOL_CONTROL_HEARTBEAT = float(os.environ.get("TEST_RQ_POOL_HEARTBEAT", "1.0"))
+if os.environ.get("TEST_RQ_POOL_MAX_WORKERS"):
+    RQ_POOL_MAX_WORKERS = int(os.environ["TEST_RQ_POOL_MAX_WORKERS"])
