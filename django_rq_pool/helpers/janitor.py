@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import Any
 
 import django_rq
@@ -21,6 +22,7 @@ from rq.registry import StartedJobRegistry
 from rq.utils import now
 
 from django_rq_pool.common.job_killed import report_killed_job
+from django_rq_pool.compat import execution_worker_name
 from django_rq_pool.config.plan import QueueGroup
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,13 @@ def requeue_stranded(queue: Any, registry: StartedJobRegistry, job_class: Any) -
     return requeued
 
 
+def _job_or_none(worker: Any, job_id: str) -> Any | None:
+    try:
+        return worker.job_class.fetch(job_id, connection=worker.connection, serializer=worker.serializer)
+    except NoSuchJobError:
+        return None
+
+
 def fail_jobs_of_dead_worker(name: str, group: QueueGroup, reason: str) -> int:
     """Fail the jobs a dead worker left STARTED and register its death; returns how many."""
     options = group.options
@@ -109,11 +118,10 @@ def fail_jobs_of_dead_worker(name: str, group: QueueGroup, reason: str) -> int:
                 execution = Execution.fetch(execution_id, job_id, connection)
             except (NoSuchJobError, ValueError, KeyError):
                 continue
-            if execution.worker_name != name:
+            if execution_worker_name(execution, partial(_job_or_none, worker, job_id)) != name:
                 continue
-            try:
-                job = worker.job_class.fetch(job_id, connection=connection, serializer=worker.serializer)
-            except NoSuchJobError:
+            job = _job_or_none(worker, job_id)
+            if job is None:
                 registry.remove_execution(execution)
                 continue
             status = job.get_status()

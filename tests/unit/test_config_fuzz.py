@@ -218,8 +218,8 @@ def test_no_object_is_constructed_from_yaml_tags(text):
 @pytest.mark.parametrize(
     "option, path, wanted",
     [
-        ("worker_class", "os.system", "is not a subclass of rq.worker.base.BaseWorker"),
-        ("worker_class", "rq.job.Job", "is not a subclass of rq.worker.base.BaseWorker"),
+        ("worker_class", "os.system", "is not a subclass of rq.worker.BaseWorker"),
+        ("worker_class", "rq.job.Job", "is not a subclass of rq.worker.BaseWorker"),
         ("job_class", "rq.queue.Queue", "is not a subclass of rq.job.Job"),
         ("queue_class", "builtins.object", "is not a subclass of rq.queue.Queue"),
         ("worker_class", "no.such.module.Worker", "cannot be imported"),
