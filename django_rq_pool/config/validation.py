@@ -28,9 +28,7 @@ def resolve_class(path: str, option: str, source: str, key: str | None = None, l
     except ImportError as exc:
         raise ConfigError(source, f"{option} {path!r} cannot be imported: {exc}", key, line) from None
     if not isinstance(value, type) or not issubclass(value, expected):
-        raise ConfigError(
-            source, f"{option} {path!r} is not a subclass of {CLASS_NAMES[option]}", key, line
-        )
+        raise ConfigError(source, f"{option} {path!r} is not a subclass of {CLASS_NAMES[option]}", key, line)
     return value
 
 

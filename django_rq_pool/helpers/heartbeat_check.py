@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from django_rq_pool.common.child import run_logged
 from django_rq_pool.common.heartbeat_rule import UNREADABLE
 
 DEFAULT_JOB_TIMEOUT = 180  # rq's default when a job has none recorded
@@ -89,10 +90,12 @@ def _heartbeat_line(connection: Any, item: Watched) -> str:
 
 
 def run_monitor(watched: list[Watched], out_fd: int, limit: float) -> int:
-    """Monitor child body: a hung Redis must not keep it alive past ``limit`` seconds.
+    """Monitor child body: a hung Redis must not keep it alive past ``limit`` seconds."""
+    return run_logged("heartbeat check", _write_heartbeats, watched, out_fd, limit)
 
-    Each line is flushed as soon as it is known, so what was read before the alarm still counts.
-    """
+
+def _write_heartbeats(watched: list[Watched], out_fd: int, limit: float) -> int:
+    """Each line is flushed as soon as it is known, so what was read before the alarm still counts."""
     signal.alarm(max(1, int(limit)))
     with os.fdopen(out_fd, "w") as out:
         for line in read_heartbeats(watched, timeout=max(1.0, limit / 4)):

@@ -130,3 +130,19 @@ def test_the_janitor_finishes_its_accounting_through_ctrl_c_and_term(pool_factor
     pool.signal(signal.SIGQUIT)
     assert pool.wait_exit() == 0
     assert_nothing_left(pool, redis_client)
+
+
+def test_a_failing_janitor_logs_its_traceback_and_exits_1(pool_factory, redis_client):
+    pool = pool_factory("foo: 1\n", env={"TEST_JANITOR_FAULT": "1"}).start()
+    pool.wait_workers(1)
+    (worker,) = pool.worker_processes()
+    os.kill(worker.pid, signal.SIGKILL)
+    pool.wait_log("exited with status 1")
+    log = pool.log()
+    failure = re.search(r"\[(\d+)\] \[janitor:foo\] django_rq_pool\.common\.child: janitor failed\n", log)
+    assert failure, log
+    assert "Traceback (most recent call last):" in log[failure.end() :]
+    assert "RuntimeError: injected janitor fault" in log[failure.end() :]
+    assert re.search(rf"janitor {failure.group(1)} for worker \S+ exited with status 1", log)
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0

@@ -24,3 +24,7 @@ class TestAppConfig(AppConfig):
             install(os.environ["TEST_MASTER_FAULT"])
         if os.environ.get("TEST_FAILING_CHECK"):
             checks.register(failing_check)
+        if os.environ.get("TEST_JANITOR_FAULT"):
+            from .faults import break_janitors
+
+            break_janitors()

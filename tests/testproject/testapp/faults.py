@@ -1,6 +1,7 @@
-"""Fault injection for the master's unexpected-error path, which no input reaches.
+"""Fault injection for unexpected-error paths, which no input reaches.
 
 With ``$TEST_MASTER_FAULT`` naming a file, the master's loop raises once that file exists.
+With ``$TEST_JANITOR_FAULT`` set, every janitor raises instead of accounting for its worker.
 """
 
 from __future__ import annotations
@@ -19,3 +20,12 @@ def install(path: str) -> None:
         original(self)
 
     Arbiter.update_title = update_title  # type: ignore[method-assign]
+
+
+def break_janitors() -> None:
+    from django_rq_pool.helpers import janitor
+
+    def fail_jobs_of_dead_worker(*args: object) -> int:
+        raise RuntimeError("injected janitor fault")
+
+    janitor.fail_jobs_of_dead_worker = fail_jobs_of_dead_worker
