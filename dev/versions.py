@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -111,28 +110,21 @@ def prepare(edge: str) -> Path:
     return venv / "bin" / "python"
 
 
+_SHOW_VERSIONS = """
+import importlib.metadata, sys
+print("Python", sys.version.split()[0], *(f"{name}=={importlib.metadata.version(name)}" for name in sys.argv[1:]))
+"""
+
+
 def run(edge: str, pytest_args: list[str], redis_server: str | None) -> int:
     """Run pytest in the edge's virtualenv; ``redis_server`` goes first on its PATH when given."""
-    python = prepare(edge)
-    names = [r.name for r in declared_requirements()]
-    shown = subprocess.run(
-        [
-            str(python),
-            "-c",
-            "import sys, importlib.metadata as m; print(sys.version.split()[0], *("
-            f"f'{{n}}=={{m.version(n)}}' for n in {names!r}))",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    print(f"{edge} supported versions: Python {shown.stdout.strip()}", flush=True)
+    python = str(prepare(edge))
+    names = [requirement.name for requirement in declared_requirements()]
+    shown = subprocess.run([python, "-c", _SHOW_VERSIONS, *names], check=True, capture_output=True, text=True)
+    print(f"{edge} supported versions: {shown.stdout.strip()}", flush=True)
     env = dict(os.environ)
     if redis_server:
         env["PATH"] = f"{Path(redis_server).parent}{os.pathsep}{env.get('PATH', '')}"
-    command = [str(python), "-m", "pytest", "-p", "no:cacheprovider", *(pytest_args or ["tests"])]
-    return subprocess.call(command, cwd=ROOT, env=env)
-
-
-if __name__ == "__main__":
-    print("\n".join(oldest_pins(declared_requirements())), supported_pythons(), file=sys.stderr)
+    return subprocess.call(
+        [python, "-m", "pytest", "-p", "no:cacheprovider", *(pytest_args or ["tests"])], cwd=ROOT, env=env
+    )
