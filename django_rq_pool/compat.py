@@ -7,27 +7,45 @@ floor passes that release.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
 from typing import Any
 
 import psutil
-from rq.job import JobStatus
+from rq.executions import Execution
+from rq.worker import WorkerStatus
+
+# rq 2.11 records on each execution the name of the worker that registered it; the janitor needs it
+# to tell a dead worker's registered jobs from everyone else's.
+EXECUTIONS_NAME_THEIR_WORKER = "worker_name" in inspect.signature(Execution.__init__).parameters
+_WORKER_NAME_FIELD = "worker_name"  # the execution hash's field, as rq 2.11 writes it
 
 
-def execution_worker_name(execution: Any, load_job: Callable[[], Any | None]) -> str | None:
-    """The name of the worker that registered ``execution``; None when it cannot be told.
+class _NamesItsExecutions:
+    """Before rq 2.11: write the worker's name on each execution, in the transaction that registers it.
 
-    rq records it on the execution since 2.11. Before that only the job child that started
-    the job wrote its worker's name, on the job (``load_job`` returns it, or None if it is
-    gone): an execution whose job is not STARTED has no known owner then, and rq's registry
-    maintenance fails it later (as AbandonedJobError).
+    This is rq 2.6.1 to 2.10's ``prepare_execution`` plus that one field, which rq 2.11 reads
+    back natively, so executions written by either release are understood by both.
     """
-    if hasattr(execution, "worker_name"):
+
+    def prepare_execution(self: Any, job: Any) -> Execution:
+        with self.connection.pipeline() as pipeline:
+            self.execution = Execution.create(job, self.get_heartbeat_ttl(job), pipeline=pipeline)
+            pipeline.hset(self.execution.key, _WORKER_NAME_FIELD, self.name)
+            self.set_state(WorkerStatus.BUSY, pipeline=pipeline)
+            pipeline.execute()
+        return self.execution
+
+
+# Mixed into every pool worker's class, before the worker class a queue list asks for.
+WORKER_SHIMS: tuple[type, ...] = () if EXECUTIONS_NAME_THEIR_WORKER else (_NamesItsExecutions,)
+
+
+def execution_worker_name(execution: Execution) -> str | None:
+    """The name of the worker that registered ``execution`` (a pool worker on any supported rq)."""
+    if EXECUTIONS_NAME_THEIR_WORKER:
         return execution.worker_name or None
-    job = load_job()
-    if job is None or job.get_status() != JobStatus.STARTED:
-        return None
-    return job.worker_name or None
+    raw = execution.connection.hget(execution.key, _WORKER_NAME_FIELD)
+    return raw.decode() if raw else None
 
 
 def inet_connections(process: psutil.Process) -> list[Any]:

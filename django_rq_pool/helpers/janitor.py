@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import partial
 from typing import Any
 
 import django_rq
@@ -93,13 +92,6 @@ def requeue_stranded(queue: Any, registry: StartedJobRegistry, job_class: Any) -
     return requeued
 
 
-def _job_or_none(worker: Any, job_id: str) -> Any | None:
-    try:
-        return worker.job_class.fetch(job_id, connection=worker.connection, serializer=worker.serializer)
-    except NoSuchJobError:
-        return None
-
-
 def fail_jobs_of_dead_worker(name: str, group: QueueGroup, reason: str) -> int:
     """Fail the jobs a dead worker left STARTED and register its death; returns how many."""
     options = group.options
@@ -119,10 +111,11 @@ def fail_jobs_of_dead_worker(name: str, group: QueueGroup, reason: str) -> int:
                 execution = Execution.fetch(execution_id, job_id, connection)
             except (NoSuchJobError, ValueError, KeyError):
                 continue
-            if execution_worker_name(execution, partial(_job_or_none, worker, job_id)) != name:
+            if execution_worker_name(execution) != name:
                 continue
-            job = _job_or_none(worker, job_id)
-            if job is None:
+            try:
+                job = worker.job_class.fetch(job_id, connection=connection, serializer=worker.serializer)
+            except NoSuchJobError:
                 registry.remove_execution(execution)
                 continue
             status = job.get_status()

@@ -12,7 +12,7 @@ import subprocess
 import psutil
 import pytest
 
-from ..harness import wait_for
+from ..harness import done_records, wait_for
 from .lifecycle import SLOW, assert_failed_with, assert_nothing_left, wait_started, wait_status, zombie_children
 
 WITH_SCHEDULER = "foo:\n  count: 1\n  with_scheduler: true\n"
@@ -45,7 +45,7 @@ def test_kill_9_of_a_busy_worker_kills_its_job_child_and_scheduler_and_fails_the
     wait_for(lambda: _gone(horse) and _gone(scheduler), 10, "the job child and the scheduler to die")
     text = assert_failed_with(job, redis_client, f"worker {name} (pid {worker.pid}, queues foo) killed by SIGKILL")
     assert "while running this job; failed by rqpool" in text
-    assert name not in pool.registered_workers()
+    wait_for(lambda: name not in pool.registered_workers(), 10, "the janitor to unregister the dead worker")
     pool.wait_workers(1)
     later = [queue("foo").enqueue("testapp.jobs.record", f"later-{n}") for n in range(3)]
     for item in later:
@@ -127,6 +127,22 @@ def test_the_janitor_finishes_its_accounting_through_ctrl_c_and_term(pool_factor
     assert_failed_with(job, redis_client, "killed by SIGKILL while running this job; failed by rqpool")
     pool.wait_log(f"janitor {found.pid} for worker ")
     assert re.search(rf"janitor {found.pid} for worker \S+ exited with status 0", pool.log())
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
+def test_a_job_registered_by_a_worker_killed_before_starting_it_runs_once_elsewhere(pool_factory, queue, redis_client):
+    """The janitor knows whose registered job it is on every supported rq (rq < 2.11 through compat.py)."""
+    pool = pool_factory("foo:\n  count: 1\n  worker_class: testapp.workers.DiesAfterRegisteringJob\n").start()
+    pool.wait_workers(1)
+    (worker,) = pool.worker_processes()
+    job = queue("foo").enqueue("testapp.jobs.record", "die-before-start")
+    pool.wait_log(f"worker {worker.pid} [foo] killed by SIGKILL")
+    wait_status(job, "finished")
+    pool.wait_log(f"job {job.id} of dead worker ")
+    assert "never started; put back at the head of foo" in pool.log()
+    assert [record["job"] for record in done_records(redis_client)] == [job.id]
     pool.signal(signal.SIGQUIT)
     assert pool.wait_exit() == 0
     assert_nothing_left(pool, redis_client)

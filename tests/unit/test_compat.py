@@ -6,49 +6,32 @@ before 6.0), the normal run and ``--versions newest`` on the newest.
 
 from __future__ import annotations
 
-from functools import partial
-
 import psutil
 import rq
 from packaging.version import Version
 from rq import Queue, Worker
 from rq.executions import Execution
-from rq.job import Job
 
-from django_rq_pool.compat import execution_worker_name, inet_connections
+from django_rq_pool.compat import WORKER_SHIMS, execution_worker_name, inet_connections
 
-RQ_RECORDS_WORKER_NAME = Version(rq.__version__) >= Version("2.11")
+PoolLikeWorker = type("PoolLikeWorker", (*WORKER_SHIMS, Worker), {})
 
 
-def _registered(redis_client, name: str) -> tuple[Worker, Job, Execution]:
-    queue = Queue("foo", connection=redis_client)
-    job = queue.enqueue("testapp.jobs.record", "compat")
-    worker = Worker([queue], connection=redis_client, name=name)
+def _registered(redis_client, worker_class: type, name: str) -> Execution:
+    job = Queue("foo", connection=redis_client).enqueue("testapp.jobs.record", "compat")
+    worker = worker_class([Queue("foo", connection=redis_client)], connection=redis_client, name=name)
     execution = worker.prepare_execution(job)
-    return worker, job, Execution.fetch(execution.id, job.id, redis_client)
+    return Execution.fetch(execution.id, job.id, redis_client)
 
 
-def _load(redis_client, job_id: str) -> Job | None:
-    return Job.fetch(job_id, connection=redis_client) if redis_client.exists(f"rq:job:{job_id}") else None
+def test_a_pool_worker_names_its_registered_job_on_every_release(redis_client):
+    assert execution_worker_name(_registered(redis_client, PoolLikeWorker, "compat-pool")) == "compat-pool"
 
 
-def test_the_owner_of_a_registered_job_is_known_where_rq_records_it(redis_client):
-    _, job, execution = _registered(redis_client, "compat-registered")
-    owner = execution_worker_name(execution, partial(_load, redis_client, job.id))
-    assert owner == ("compat-registered" if RQ_RECORDS_WORKER_NAME else None)
-
-
-def test_the_owner_of_a_started_job_is_known_on_every_release(redis_client):
-    worker, job, execution = _registered(redis_client, "compat-started")
-    worker.prepare_job_execution(job)
-    assert execution_worker_name(execution, partial(_load, redis_client, job.id)) == "compat-started"
-
-
-def test_a_vanished_job_has_an_owner_only_where_rq_records_it(redis_client):
-    _, job, execution = _registered(redis_client, "compat-vanished")
-    redis_client.delete(job.key)
-    owner = execution_worker_name(execution, partial(_load, redis_client, job.id))
-    assert owner == ("compat-vanished" if RQ_RECORDS_WORKER_NAME else None)
+def test_the_shim_is_mixed_in_only_where_rq_does_not_name_executions(redis_client):
+    assert (WORKER_SHIMS == ()) == (Version(rq.__version__) >= Version("2.11"))
+    named_by_rq = execution_worker_name(_registered(redis_client, Worker, "compat-plain"))
+    assert named_by_rq == ("compat-plain" if WORKER_SHIMS == () else None)
 
 
 def test_inet_connections_include_a_live_redis_socket(redis_client):
