@@ -24,7 +24,9 @@ class _NamesItsExecutions:
     """Before rq 2.11: write the worker's name on each execution, in the transaction that registers it.
 
     This is rq 2.6.1 to 2.10's ``prepare_execution`` plus that one field, which rq 2.11 reads
-    back natively, so executions written by either release are understood by both.
+    back natively, so executions written by either release are understood by both. It comes
+    before a queue list's own worker class, so such a class's ``prepare_execution`` is not used
+    on these releases.
     """
 
     def prepare_execution(self: Any, job: Any) -> Execution:
