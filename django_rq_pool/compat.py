@@ -12,7 +12,7 @@ from typing import Any
 
 import psutil
 from rq.executions import Execution
-from rq.worker import WorkerStatus
+from rq.worker import SimpleWorker, Worker, WorkerStatus
 
 # rq 2.11 records on each execution the name of the worker that registered it; the janitor needs it
 # to tell a dead worker's registered jobs from everyone else's.
@@ -48,6 +48,15 @@ def execution_worker_name(execution: Execution) -> str | None:
         return execution.worker_name or None
     raw = execution.connection.hget(execution.key, _WORKER_NAME_FIELD)
     return raw.decode() if raw else None
+
+
+def runs_jobs_in_process(worker_class: type) -> bool:
+    """Whether this worker class runs each job in its own process, with no job child to heartbeat.
+
+    Since rq 2.7 that is every class that is not a ``Worker``; before, ``SimpleWorker`` derived
+    from ``Worker``.
+    """
+    return issubclass(worker_class, SimpleWorker) or not issubclass(worker_class, Worker)
 
 
 def inet_connections(process: psutil.Process) -> list[Any]:

@@ -78,12 +78,13 @@ def _connection(connection: Any, timeout: float | None) -> Any:
 def _heartbeat_line(connection: Any, item: Watched) -> str:
     from django_rq.workers import get_worker_class
     from rq.utils import utcparse
-    from rq.worker import Worker
+
+    from django_rq_pool.compat import runs_jobs_in_process
 
     beat, state, job_id = connection.hmget(f"rq:worker:{item.name}", ["last_heartbeat", "state", "current_job"])
     epoch = f"{utcparse(beat.decode()).timestamp():.3f}" if beat else "-"
     allowance = "0"
-    in_process = not issubclass(get_worker_class(item.worker_class), Worker)
+    in_process = runs_jobs_in_process(get_worker_class(item.worker_class))
     if in_process and state == b"busy" and job_id:
         allowance = job_allowance(connection.hget(f"rq:job:{job_id.decode()}", "timeout"))
     return f"{item.pid} {epoch} {allowance}\n"

@@ -9,10 +9,10 @@ from __future__ import annotations
 import psutil
 import rq
 from packaging.version import Version
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker, Worker
 from rq.executions import Execution
 
-from django_rq_pool.compat import WORKER_SHIMS, execution_worker_name, inet_connections
+from django_rq_pool.compat import WORKER_SHIMS, execution_worker_name, inet_connections, runs_jobs_in_process
 
 PoolLikeWorker = type("PoolLikeWorker", (*WORKER_SHIMS, Worker), {})
 
@@ -38,3 +38,9 @@ def test_inet_connections_include_a_live_redis_socket(redis_client):
     redis_client.ping()
     port = redis_client.client_info()["addr"].rsplit(":", 1)[1]  # the client side, as Redis sees it
     assert int(port) in {conn.laddr.port for conn in inet_connections(psutil.Process()) if conn.laddr}
+
+
+def test_only_simple_workers_run_jobs_in_process():
+    assert runs_jobs_in_process(SimpleWorker)
+    assert runs_jobs_in_process(type("MySimpleWorker", (SimpleWorker,), {}))
+    assert not runs_jobs_in_process(Worker)
