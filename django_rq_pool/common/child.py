@@ -1,11 +1,13 @@
-"""What every process forked by the master does first, before its own work."""
+"""What every process forked by the master does first, before its own work, and how a helper ends."""
 
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import random
 import signal
+from collections.abc import Callable
 
 from django_rq_pool.common.linux import signal_on_parent_death
 from django_rq_pool.common.logs import set_process_label
@@ -31,6 +33,7 @@ STOP_SIGNALS = (signal.SIGQUIT, signal.SIGTERM, signal.SIGINT)
 REMEMBERED_SIGNALS = (*STOP_SIGNALS, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCONT)
 MAX_REMEMBERED = 64
 _early: list[int] = []
+log = logging.getLogger(__name__)
 
 
 def _remember(signum: int, frame: object) -> None:
@@ -77,3 +80,16 @@ def enter_child(
     random.seed()
     signal_on_parent_death(signal.SIGQUIT)
     return os.getppid() == master_pid
+
+
+def run_logged(what: str, body: Callable[..., int], *args: object) -> int:
+    """Run a helper child's ``body``; an exception is logged with its traceback and gives status 1.
+
+    A child ends with ``os._exit()``, which prints nothing: without this, the pool's log would
+    say only that ``what`` exited with status 1, not why.
+    """
+    try:
+        return body(*args)
+    except Exception:
+        log.exception("%s failed", what)
+        return 1

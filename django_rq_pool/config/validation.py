@@ -16,6 +16,8 @@ from django_rq_pool.config.plan import PoolPlan
 from django_rq_pool.config.redact import describe_connection
 
 CLASS_KINDS: dict[str, type] = {"worker_class": BaseWorker, "job_class": Job, "queue_class": Queue}
+# Named as imported above: the module rq defines them in moves between releases.
+CLASS_NAMES = {"worker_class": "rq.worker.BaseWorker", "job_class": "rq.job.Job", "queue_class": "rq.queue.Queue"}
 
 
 def resolve_class(path: str, option: str, source: str, key: str | None = None, line: int | None = None) -> type:
@@ -26,9 +28,7 @@ def resolve_class(path: str, option: str, source: str, key: str | None = None, l
     except ImportError as exc:
         raise ConfigError(source, f"{option} {path!r} cannot be imported: {exc}", key, line) from None
     if not isinstance(value, type) or not issubclass(value, expected):
-        raise ConfigError(
-            source, f"{option} {path!r} is not a subclass of {expected.__module__}.{expected.__name__}", key, line
-        )
+        raise ConfigError(source, f"{option} {path!r} is not a subclass of {CLASS_NAMES[option]}", key, line)
     return value
 
 

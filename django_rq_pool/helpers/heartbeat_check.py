@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from django_rq_pool.common.child import run_logged
 from django_rq_pool.common.heartbeat_rule import UNREADABLE
 
 DEFAULT_JOB_TIMEOUT = 180  # rq's default when a job has none recorded
@@ -77,22 +78,25 @@ def _connection(connection: Any, timeout: float | None) -> Any:
 def _heartbeat_line(connection: Any, item: Watched) -> str:
     from django_rq.workers import get_worker_class
     from rq.utils import utcparse
-    from rq.worker import Worker
+
+    from django_rq_pool.compat import runs_jobs_in_process
 
     beat, state, job_id = connection.hmget(f"rq:worker:{item.name}", ["last_heartbeat", "state", "current_job"])
     epoch = f"{utcparse(beat.decode()).timestamp():.3f}" if beat else "-"
     allowance = "0"
-    in_process = not issubclass(get_worker_class(item.worker_class), Worker)
+    in_process = runs_jobs_in_process(get_worker_class(item.worker_class))
     if in_process and state == b"busy" and job_id:
         allowance = job_allowance(connection.hget(f"rq:job:{job_id.decode()}", "timeout"))
     return f"{item.pid} {epoch} {allowance}\n"
 
 
 def run_monitor(watched: list[Watched], out_fd: int, limit: float) -> int:
-    """Monitor child body: a hung Redis must not keep it alive past ``limit`` seconds.
+    """Monitor child body: a hung Redis must not keep it alive past ``limit`` seconds."""
+    return run_logged("heartbeat check", _write_heartbeats, watched, out_fd, limit)
 
-    Each line is flushed as soon as it is known, so what was read before the alarm still counts.
-    """
+
+def _write_heartbeats(watched: list[Watched], out_fd: int, limit: float) -> int:
+    """Each line is flushed as soon as it is known, so what was read before the alarm still counts."""
     signal.alarm(max(1, int(limit)))
     with os.fdopen(out_fd, "w") as out:
         for line in read_heartbeats(watched, timeout=max(1.0, limit / 4)):

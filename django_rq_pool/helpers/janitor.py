@@ -20,7 +20,9 @@ from rq.job import JobStatus
 from rq.registry import StartedJobRegistry
 from rq.utils import now
 
+from django_rq_pool.common.child import run_logged
 from django_rq_pool.common.job_killed import report_killed_job
+from django_rq_pool.compat import execution_worker_name
 from django_rq_pool.config.plan import QueueGroup
 
 log = logging.getLogger(__name__)
@@ -114,7 +116,7 @@ def fail_jobs_of_dead_worker(name: str, group: QueueGroup, reason: str) -> int:
                 execution = Execution.fetch(execution_id, job_id, connection)
             except (NoSuchJobError, ValueError, KeyError):
                 continue
-            if execution.worker_name != name:
+            if execution_worker_name(execution) != name:
                 continue
             try:
                 job = worker.job_class.fetch(job_id, connection=connection, serializer=worker.serializer)
@@ -149,6 +151,11 @@ def fail_jobs_of_dead_worker(name: str, group: QueueGroup, reason: str) -> int:
 
 
 def run_janitor(name: str, group: QueueGroup, reason: str) -> int:
+    """The janitor child's body; its exit status (an error is logged with its traceback)."""
+    return run_logged("janitor", _account_with_retries, name, group, reason)
+
+
+def _account_with_retries(name: str, group: QueueGroup, reason: str) -> int:
     """Retry through a Redis outage, with backoff, for up to ten minutes."""
     deadline = time.monotonic() + RETRY_FOR_SECONDS
     delay = 0.5

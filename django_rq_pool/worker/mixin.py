@@ -41,6 +41,7 @@ from django_rq_pool.common.listening_pipe import announce
 from django_rq_pool.common.log_files import enter_worker as use_worker_log_file
 from django_rq_pool.common.log_files import reopen_on_signal
 from django_rq_pool.common.titles import forking_as, forks_become, set_title, titled
+from django_rq_pool.compat import WORKER_SHIMS
 from django_rq_pool.config.options import PoolOptions
 from django_rq_pool.hooks import WorkerContext, run_hooks
 from django_rq_pool.worker.base import WorkerBase
@@ -375,7 +376,7 @@ def build_worker(context: WorkerContext, options: PoolOptions) -> Any:
     base = get_worker_class(group_options.worker_class)
     worker_class = type(
         f"Pool{base.__name__}",
-        (PoolWorkerMixin, ClaimingWorkerMixin, base),
+        (PoolWorkerMixin, ClaimingWorkerMixin, *WORKER_SHIMS, base),
         {"pool_term_graceful": options.term_graceful, "pool_memory_limit": group_options.memory_limit},
     )
     return django_rq.get_worker(

@@ -29,6 +29,8 @@ from typing import Any
 import psutil
 import redis
 
+from django_rq_pool.compat import inet_connections
+
 log = logging.getLogger(__name__)
 
 BLOCKING_COMMANDS = {"blpop", "blmove", "brpoplpush", "brpop", "blmpop"}
@@ -77,7 +79,7 @@ def _unblock(client: redis.Redis, name: str, dequeueing: Callable[[], bool]) -> 
 def _local_addresses() -> set[str]:
     """'ip:port' of this process's TCP sockets, as Redis shows its clients' addresses."""
     found = set()
-    for conn in psutil.Process().net_connections(kind="inet"):
+    for conn in inet_connections(psutil.Process()):
         if conn.laddr:
             host = f"[{conn.laddr.ip}]" if ":" in conn.laddr.ip else conn.laddr.ip
             found.add(f"{host}:{conn.laddr.port}")

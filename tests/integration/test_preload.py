@@ -78,11 +78,23 @@ def test_the_master_forks_a_frozen_image_with_its_collector_off_then_collects_ag
         return [json.loads(line) for line in probe.read_text().splitlines()]
 
     wait_for(lambda: len([s for s in states() if s["where"] == "worker"]) == 3, message="3 worker probes")
-    assert states()[0] == {"where": "ready", "pid": pool.pid, "enabled": False, "frozen": 0, "warm": False}
+    # Some builds freeze objects of their own at start-up (CPython 3.12.1: 375); nothing more is frozen yet.
+    at_start = subprocess.run(
+        [sys.executable, "-c", "import gc; print(gc.get_freeze_count())"], capture_output=True, text=True, check=True
+    )
+    assert states()[0] == {
+        "where": "ready",
+        "pid": pool.pid,
+        "enabled": False,
+        "frozen": int(at_start.stdout),
+        "warm": False,
+    }
     masters = [s for s in states() if s["where"] == "master"]
     workers = [s for s in states() if s["where"] == "worker"]
     assert [m["enabled"] for m in masters] == [False, False, True]  # off for the initial forks only
-    assert all(m["frozen"] > 0 and m["warm"] for m in masters)  # rq's timestamp parser built before any fork
+    assert all(
+        m["frozen"] > int(at_start.stdout) and m["warm"] for m in masters
+    )  # rq's timestamp parser built before any fork
     # Workers collect again, and inherited the frozen image (less what they have freed since).
     assert all(w["enabled"] and w["frozen"] > 0.99 * masters[0]["frozen"] for w in workers), (masters, workers)
 

@@ -12,7 +12,7 @@ import subprocess
 import psutil
 import pytest
 
-from ..harness import wait_for
+from ..harness import done_records, wait_for
 from .lifecycle import SLOW, assert_failed_with, assert_nothing_left, wait_started, wait_status, zombie_children
 
 WITH_SCHEDULER = "foo:\n  count: 1\n  with_scheduler: true\n"
@@ -53,7 +53,7 @@ def test_kill_9_of_a_busy_worker_kills_its_job_child_and_scheduler_and_fails_the
     wait_for(lambda: _gone(horse) and _gone(scheduler), 10, "the job child and the scheduler to die")
     text = assert_failed_with(job, redis_client, f"worker {name} (pid {worker.pid}, queues foo) killed by SIGKILL")
     assert "while running this job; failed by rqpool" in text
-    assert name not in pool.registered_workers()
+    wait_for(lambda: name not in pool.registered_workers(), 10, "the janitor to unregister the dead worker")
     pool.wait_workers(1)
     later = [queue("foo").enqueue("testapp.jobs.record", f"later-{n}") for n in range(3)]
     for item in later:
@@ -197,3 +197,35 @@ def test_a_worker_death_handled_with_an_exiting_stop_still_gets_its_janitor(
     except AssertionError as exc:
         raise AssertionError(f"{exc}; log:\n{pool.log()[-6000:]}") from None
     assert_nothing_left(pool, redis_client)
+
+
+def test_a_job_registered_by_a_worker_killed_before_starting_it_runs_once_elsewhere(pool_factory, queue, redis_client):
+    """The janitor knows whose registered job it is on every supported rq (rq < 2.11 through compat.py)."""
+    pool = pool_factory("foo:\n  count: 1\n  worker_class: testapp.workers.DiesAfterRegisteringJob\n").start()
+    pool.wait_workers(1)
+    (worker,) = pool.worker_processes()
+    job = queue("foo").enqueue("testapp.jobs.record", "die-before-start")
+    pool.wait_log(f"worker {worker.pid} [foo] killed by SIGKILL")
+    wait_status(job, "finished")
+    pool.wait_log(f"job {job.id} of dead worker ")
+    assert "never started; put back at the head of foo" in pool.log()
+    assert [record["job"] for record in done_records(redis_client)] == [job.id]
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
+def test_a_failing_janitor_logs_its_traceback_and_exits_1(pool_factory, redis_client):
+    pool = pool_factory("foo: 1\n", env={"TEST_JANITOR_FAULT": "1"}).start()
+    pool.wait_workers(1)
+    (worker,) = pool.worker_processes()
+    os.kill(worker.pid, signal.SIGKILL)
+    pool.wait_log("exited with status 1")
+    log = pool.log()
+    failure = re.search(r"\[(\d+)\] \[janitor:foo\] django_rq_pool\.common\.child: janitor failed\n", log)
+    assert failure, log
+    assert "Traceback (most recent call last):" in log[failure.end() :]
+    assert "RuntimeError: injected janitor fault" in log[failure.end() :]
+    assert re.search(rf"janitor {failure.group(1)} for worker \S+ exited with status 1", log)
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0

@@ -165,7 +165,7 @@ def test_other_bad_values(text: str, expected: str):
 @pytest.mark.parametrize(
     ("option", "path", "expected"),
     [
-        ("worker_class", "rq.job.Job", "is not a subclass of rq.worker.base.BaseWorker"),
+        ("worker_class", "rq.job.Job", "is not a subclass of rq.worker.BaseWorker"),
         ("job_class", "rq.worker.Worker", "is not a subclass of rq.job.Job"),
         ("queue_class", "os.path.join", "is not a subclass of rq.queue.Queue"),
         ("worker_class", "no_such_module.Worker", "cannot be imported"),

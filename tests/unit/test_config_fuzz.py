@@ -114,7 +114,7 @@ def in_limited_child(func: Callable[[], Any], extra_memory: int = 256 * 2**20, u
             with open(f"/proc/{os.getpid()}/statm") as statm:
                 current = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
             resource.setrlimit(resource.RLIMIT_AS, (current + extra_memory, current + extra_memory))
-            started = time.monotonic()
+            started = time.process_time()  # CPU time: what a hostile file costs, whatever the load
             try:
                 outcome: Any = ("value", repr(func()))
             except ConfigError as exc:
@@ -122,7 +122,7 @@ def in_limited_child(func: Callable[[], Any], extra_memory: int = 256 * 2**20, u
             except BaseException as exc:  # reported to the test, which fails on it
                 outcome = (type(exc).__name__, repr(exc)[:500])
             with os.fdopen(write_fd, "wb") as out:
-                pickle.dump((*outcome, time.monotonic() - started), out)
+                pickle.dump((*outcome, time.process_time() - started), out)
         finally:
             os._exit(0)
     os.close(write_fd)
@@ -135,7 +135,7 @@ def in_limited_child(func: Callable[[], Any], extra_memory: int = 256 * 2**20, u
 def rejected(func: Callable[[], Any], **kwargs: Any) -> str:
     kind, message, seconds = in_limited_child(func, **kwargs)
     assert kind == "ConfigError", f"expected a ConfigError, got {kind}: {message}"
-    assert seconds < 5, f"took {seconds:.1f}s to reject"
+    assert seconds < 5, f"took {seconds:.1f} CPU seconds to reject"
     return message
 
 
@@ -218,8 +218,8 @@ def test_no_object_is_constructed_from_yaml_tags(text):
 @pytest.mark.parametrize(
     "option, path, wanted",
     [
-        ("worker_class", "os.system", "is not a subclass of rq.worker.base.BaseWorker"),
-        ("worker_class", "rq.job.Job", "is not a subclass of rq.worker.base.BaseWorker"),
+        ("worker_class", "os.system", "is not a subclass of rq.worker.BaseWorker"),
+        ("worker_class", "rq.job.Job", "is not a subclass of rq.worker.BaseWorker"),
         ("job_class", "rq.queue.Queue", "is not a subclass of rq.job.Job"),
         ("queue_class", "builtins.object", "is not a subclass of rq.queue.Queue"),
         ("worker_class", "no.such.module.Worker", "cannot be imported"),

@@ -28,3 +28,7 @@ class TestAppConfig(AppConfig):
             from .faults import install_dequeue_kill
 
             install_dequeue_kill(os.environ["TEST_DEQUEUE_KILL"])
+        if os.environ.get("TEST_JANITOR_FAULT"):
+            from .faults import break_janitors
+
+            break_janitors()

@@ -1,6 +1,7 @@
 """Fault injection for paths no input reaches.
 
 * ``$TEST_MASTER_FAULT`` names a file: the master's loop raises once that file exists.
+* ``$TEST_JANITOR_FAULT`` set: every janitor raises instead of accounting for its worker.
 * ``$TEST_DEQUEUE_KILL`` is ``POINT:DIRECTORY``: the first worker to reach POINT on its way from the
   dequeue to the job child writes ``DIRECTORY/POINT`` (its pid and the job id), then is SIGKILLed
   there. Points, in path order: ``claimed`` (a queue had a job: the claim moved it), ``claimed-after-wait``
@@ -65,17 +66,10 @@ def install_dequeue_kill(spec: str) -> None:
     from rq.worker import BaseWorker
 
     if point in ("dequeued", "registered"):
-        prepare = BaseWorker.prepare_execution
+        from django_rq_pool.compat import WORKER_SHIMS
 
-        def prepare_execution(self: BaseWorker, job: Any) -> Any:
-            if point == "dequeued" and _first_to_reach(directory, point, job.id):
-                _die()
-            execution = prepare(self, job)
-            if point == "registered" and _first_to_reach(directory, point, job.id):
-                _die()
-            return execution
-
-        BaseWorker.prepare_execution = prepare_execution  # type: ignore[method-assign]
+        for owner in (BaseWorker, *WORKER_SHIMS):  # on rq < 2.11 a shim registers the execution
+            _kill_around_prepare_execution(owner, point, directory)
     elif point == "job-child":
         prepare_job = BaseWorker.prepare_job_execution
 
@@ -87,3 +81,26 @@ def install_dequeue_kill(spec: str) -> None:
         BaseWorker.prepare_job_execution = prepare_job_execution  # type: ignore[method-assign]
     else:
         raise ValueError(f"TEST_DEQUEUE_KILL: unknown point {point!r}")
+
+
+def _kill_around_prepare_execution(owner: type, point: str, directory: str) -> None:
+    prepare = owner.prepare_execution  # type: ignore[attr-defined]
+
+    def prepare_execution(self: Any, job: Any) -> Any:
+        if point == "dequeued" and _first_to_reach(directory, point, job.id):
+            _die()
+        execution = prepare(self, job)
+        if point == "registered" and _first_to_reach(directory, point, job.id):
+            _die()
+        return execution
+
+    owner.prepare_execution = prepare_execution  # type: ignore[attr-defined]
+
+
+def break_janitors() -> None:
+    from django_rq_pool.helpers import janitor
+
+    def fail_jobs_of_dead_worker(*args: object) -> int:
+        raise RuntimeError("injected janitor fault")
+
+    janitor.fail_jobs_of_dead_worker = fail_jobs_of_dead_worker
