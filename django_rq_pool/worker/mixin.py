@@ -145,6 +145,15 @@ class PoolWorkerMixin(WorkerBase):
         self._stop_requested = True
         interrupt_blocking_dequeue(self, lambda: self._pool_dequeueing)
 
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        """INT: rq's warm stop, without rq's raise into the dequeue (it could drop a claimed job).
+
+        As in rq, a second INT or a TERM afterwards is a cold stop.
+        """
+        signal.signal(signal.SIGINT, self.request_force_stop)
+        signal.signal(signal.SIGTERM, self.request_force_stop)
+        self._pool_warm_stop(signum, frame)
+
     def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
         """rq's cold stop (a second INT, or TERM after INT) exits leaving the job STARTED: fail it first."""
         if self._shutdown_requested_date and now() - self._shutdown_requested_date < timedelta(seconds=1):

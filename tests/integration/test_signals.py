@@ -357,7 +357,7 @@ def test_second_ctrl_c_in_a_single_group_fails_the_job_instead_of_leaving_it_sta
     wait_started(redis_client)
     os.killpg(pool.pid, signal.SIGINT)
     assert pool.wait_exit() == 0
-    pool.wait_log("got signal SIGINT")  # the worker had it too, and started a warm stop
+    pool.wait_log("SIGINT: warm stop")  # the worker had it too, and started a warm stop
     time.sleep(1.2)  # rq takes a second INT within 1 s for the same Ctrl-C
     os.killpg(pool.pid, signal.SIGINT)  # the second Ctrl-C: the workers are still in the foreground group
     assert_failed_with(job, redis_client, "killed by rqpool (SIGINT to worker")
