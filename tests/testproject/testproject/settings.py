@@ -4,7 +4,42 @@ import os
 
 SECRET_KEY = "tests-not-secret"
 USE_TZ = True
-INSTALLED_APPS = ["django.contrib.contenttypes", "django_rq", "django_rq_pool", "testapp"]
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_rq",
+    "django_rq_pool",
+    "testapp",
+]
+# A real admin site for the web tests (the pools page, its API and metrics).
+ROOT_URLCONF = "testproject.urls"
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+STATIC_URL = "static/"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+RQ_API_TOKEN = os.environ.get("TEST_RQ_API_TOKEN", "")
 
 _pg = os.environ.get("TEST_PG_DSN")
 DATABASES = {
@@ -17,7 +52,7 @@ DATABASES = {
             "USER": os.environ.get("TEST_PG_USER", "postgres"),
         }
         if _pg
-        else {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+        else {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ.get("TEST_SQLITE_PATH", ":memory:")}
     )
 }
 
