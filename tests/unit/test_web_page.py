@@ -104,7 +104,8 @@ def test_every_field_of_pool_list_and_worker_is_shown() -> None:
         "1 min 5 s",
     ):
         assert expected in shown, expected
-    assert re.search(r"<td>2</td>\s*<td>3</td>\s*<td class=\"rqpool-desired\">3</td>", render(document(), False))
+    for label, value in (("Configured", "2"), ("Override", "3"), ("Desired", "3"), ("Running", "3"), ("Busy", "1")):
+        assert re.search(rf'<td data-label="{label}"[^>]*>{value}</td>', render(document(), False)), label
 
 
 def test_view_only_sees_no_controls() -> None:
