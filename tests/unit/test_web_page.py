@@ -92,8 +92,8 @@ def test_every_field_of_pool_list_and_worker_is_shown() -> None:
         "Uptime 1 h 2 min",
         "Heartbeat 2 s ago",
         "foo bar",  # queues in priority order
-        "foo: 5 (42 s)",
-        "bar: 5 (42 s)",
+        "foo: 5, oldest 42 s",
+        "bar: 5, oldest 42 s",
         "backing off for 30 s: exit 1 three times",
         "web1.4243.1",
         "4243",

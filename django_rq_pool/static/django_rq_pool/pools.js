@@ -121,7 +121,9 @@
     } finally {
       buttons.forEach((b) => { b.disabled = false; });
     }
+    // The pool applies a change within about a second: show it now and once more shortly after.
     refresh();
+    setTimeout(refresh, 800);
   });
 
   root.addEventListener("click", (event) => {
