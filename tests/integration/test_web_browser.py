@@ -190,6 +190,10 @@ def test_number_field_sets_the_count(site: LiveSite, admin_page: Page, pool_fact
     expect(foo.locator(".rqpool-running")).to_have_text("3", timeout=5000)
     assert len(pool.worker_processes()) == 3
     expect(foo.locator("td[data-label=Override]")).to_have_text("3")
+    admin_page.get_by_role("spinbutton", name="Number of workers for foo", exact=True).fill("65")
+    admin_page.get_by_role("button", name="Set the number of workers for foo", exact=True).click()
+    expect(foo.locator(".rqpool-answer")).to_contain_text(f"scale foo to 65: {pool_id}: refused: ")
+    assert row(redis_client, pool, "foo")["desired"] == 3
 
 
 def test_reset_drops_the_override(site: LiveSite, admin_page: Page, pool_factory, redis_client) -> None:
@@ -242,6 +246,24 @@ def test_quit_asks_for_confirmation_then_the_pool_stops_and_shows_gone(
     assert pool.wait_exit() == 0
     expect(box.locator(".rqpool-state")).to_have_text("gone", timeout=5000)
     expect(box.get_by_role("button", name="Add a worker to foo", exact=True)).to_be_disabled()
+
+
+def test_stop_workers_asks_for_confirmation_then_the_master_stays_without_workers(
+    site: LiveSite, admin_page: Page, pool_factory, redis_client
+) -> None:
+    pool = running_pool(pool_factory, redis_client, "foo: 2\n", 2)
+    pool_id = record(redis_client, pool)["id"]
+    admin_page.goto(site.url(PAGE))
+    box = section(admin_page, pool_id)
+    admin_page.get_by_role("button", name=f"Stop the workers of {pool_id}").click()
+    confirm = box.locator(".rqpool-confirm")
+    expect(confirm).to_contain_text(f"Stop every worker of {pool_id}?")
+    assert len(pool.worker_processes()) == 2
+    confirm.get_by_role("button", name="Yes, stop the workers").click()
+    expect(box.locator(".rqpool-controls .rqpool-answer")).to_contain_text(f"stop-workers: {pool_id}: applied")
+    wait_for(lambda: not pool.worker_processes(), message="every worker to stop")
+    expect(box.locator('tr[data-list="foo"] .rqpool-running')).to_have_text("0", timeout=5000)
+    assert pool.process.poll() is None
 
 
 def test_a_pool_killed_with_sigkill_is_shown_gone(site: LiveSite, admin_page: Page, pool_factory, redis_client) -> None:
