@@ -96,28 +96,34 @@
     }
   }
 
+  // A refresh may replace the page's elements while an action is in flight, so the reply is
+  // written to whichever element holds that slot when the answer arrives.
+  function showReply(slotName, content, asMarkup) {
+    const slot = bySlot(root).get(slotName);
+    const reply = slot && slot.querySelector(".rqpool-reply");
+    if (!reply) return;
+    if (asMarkup) reply.innerHTML = content;
+    else reply.textContent = content;
+  }
+
   root.addEventListener("submit", async (event) => {
     const form = event.target.closest("form.rqpool-action");
     if (!form) return;
     event.preventDefault();
     const slot = form.closest("[data-slot]");
-    const reply = slot && slot.querySelector(".rqpool-reply");
+    const slotName = slot ? slot.dataset.slot : "";
     const body = new FormData(form, event.submitter || undefined);
     const buttons = form.querySelectorAll("button");
     buttons.forEach((b) => { b.disabled = true; });
-    if (reply) reply.textContent = "Sending…";
+    showReply(slotName, "Sending…", false);
     try {
       const response = await fetch(form.action, { method: "POST", body, headers, credentials: "same-origin" });
       const text = await response.text();
-      if (reply) {
-        if ((response.headers.get("Content-Type") || "").startsWith("text/html") && response.status < 500 && response.status !== 403) {
-          reply.innerHTML = text;
-        } else {
-          reply.textContent = "Refused: HTTP " + response.status;
-        }
-      }
+      const html = (response.headers.get("Content-Type") || "").startsWith("text/html");
+      if (html && response.status < 500 && response.status !== 403) showReply(slotName, text, true);
+      else showReply(slotName, "Refused: HTTP " + response.status, false);
     } catch (error) {
-      if (reply) reply.textContent = "Not sent: " + error.message;
+      showReply(slotName, "Not sent: " + error.message, false);
     } finally {
       buttons.forEach((b) => { b.disabled = false; });
     }
