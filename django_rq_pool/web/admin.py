@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
@@ -28,6 +29,25 @@ from django_rq_pool.web.tokens import bearer_ok
 TEMPLATES = "django_rq_pool/workerpool/"
 FETCH_HEADER = "fetch"  # X-Requested-With of the page's own script: answer with a fragment
 RECENT_ACTIONS = 10
+
+
+class Unreadable(Exception):
+    """The registry cannot be read now; the message says why, in one line."""
+
+
+def read_registry(with_backlog: bool = True) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The registry document and (unless not wanted) the backlog of every queue it names."""
+    queue = client.control_queue_name()
+    if queue not in (getattr(settings, "RQ_QUEUES", None) or {}):
+        raise Unreadable(
+            f"RQ_QUEUES has no {queue!r} entry, whose Redis holds the pools' registry: "
+            "add it, or name another entry in RQ_POOL_CONTROL_QUEUE"
+        )
+    try:
+        document = client.read_status()
+        return document, client.backlog(queues_of(document)) if with_backlog else {}
+    except RedisError as exc:
+        raise Unreadable(f"the registry could not be read: {exc}") from None
 
 
 def job_link() -> JobLink:
@@ -92,10 +112,9 @@ class WorkerPoolAdmin(admin.ModelAdmin):
             .order_by("-action_time")[:RECENT_ACTIONS],
         }
         try:
-            document = client.read_status()
-            backlog = client.backlog(queues_of(document))
-        except RedisError as exc:
-            context["error"] = f"The registry could not be read: {exc}"
+            document, backlog = read_registry()
+        except Unreadable as exc:
+            context["error"] = str(exc)
             return context
         context["pools"] = page_view(document, backlog, job_link())
         return context
@@ -122,9 +141,10 @@ class WorkerPoolAdmin(admin.ModelAdmin):
 
     def _status_json(self) -> HttpResponse:
         try:
-            return JsonResponse(client.read_status())
-        except RedisError as exc:
-            return JsonResponse({"error": f"the registry could not be read: {exc}"}, status=503)
+            document, _ = read_registry(with_backlog=False)
+        except Unreadable as exc:
+            return JsonResponse({"error": str(exc)}, status=503)
+        return JsonResponse(document)
 
     def _api_allowed(self, request: HttpRequest) -> bool:
         user = getattr(request, "user", None)
@@ -146,10 +166,9 @@ class WorkerPoolAdmin(admin.ModelAdmin):
         if not metrics.AVAILABLE:
             return HttpResponse(metrics.MISSING + "\n", status=501, content_type="text/plain")
         try:
-            document = client.read_status()
-            backlog = client.backlog(queues_of(document))
-        except RedisError as exc:
-            return HttpResponse(f"the registry could not be read: {exc}\n", status=503, content_type="text/plain")
+            document, backlog = read_registry()
+        except Unreadable as exc:
+            return HttpResponse(f"{exc}\n", status=503, content_type="text/plain")
         body, content_type = metrics.exposition(document, backlog, request.headers.get("Accept", ""))
         return HttpResponse(body, content_type=content_type)
 

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.test import Client, override_settings
 from django.test.utils import setup_test_environment, teardown_test_environment
 
-from ..harness import RedisServer
+from ..harness import RedisServer, free_port
 
 PAGE = "/admin/django_rq_pool/workerpool/"
 ACTION = PAGE + "action/"
@@ -49,7 +49,7 @@ def site(django_db: None, redis_client, redis_server: RedisServer) -> Iterator[N
 
 
 def user(name: str, *perms: str, superuser: bool = False, staff: bool = True) -> Client:
-    account = User.objects.create_user(name, password="pw", is_staff=staff, is_superuser=superuser)
+    account = User.objects.create_user(name, is_staff=staff, is_superuser=superuser)  # no password to hash
     for codename in perms:
         account.user_permissions.add(Permission.objects.get(codename=codename, content_type__app_label=APP))
     client = Client()
@@ -95,7 +95,7 @@ def test_view_only_staff_see_the_page_without_controls_and_a_forged_post_gets_40
 
 
 def test_a_post_without_csrf_token_is_rejected(site: None) -> None:
-    account = User.objects.create_superuser("boss", password="pw")
+    account = User.objects.create_superuser("boss")
     client = Client(enforce_csrf_checks=True)
     client.force_login(account)
     response = client.post(ACTION, scale_post())
@@ -201,3 +201,22 @@ def test_metrics_by_token_parse_as_prometheus_text(site: None, redis_client) -> 
     families = {family.name: family for family in text_string_to_metric_families(response.content.decode())}
     assert "rqpool_workers_desired" in families and "rqpool_worker_exits" in families
     assert json.dumps(families["rqpool_workers_desired"].samples) == "[]"  # no pool is registered
+
+
+def test_an_unreadable_registry_is_one_clear_line_not_a_500(site: None, redis_server: RedisServer) -> None:
+    client = user("viewer", "view_workerpool")
+    with override_settings(RQ_QUEUES={"bar": {"URL": redis_server.url}}):
+        page = client.get(PAGE)
+        assert page.status_code == 200
+        assert "RQ_QUEUES has no &#x27;foo&#x27; entry" in page.content.decode()  # RQ_POOL_CONTROL_QUEUE = "foo"
+        assert client.get(STATUS).status_code == 503
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    with override_settings(RQ_QUEUES={"foo": {"URL": closed}}):
+        assert "the registry could not be read" in client.get(FRAGMENT).content.decode()
+        status = client.get(STATUS)
+        assert status.status_code == 503 and "the registry could not be read" in status.json()["error"]
+        metrics = Client().get(API_METRICS, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert metrics.status_code == 503
+        boss = user("boss", superuser=True)
+        response = boss.post(ACTION, scale_post(), headers={"X-Requested-With": "fetch"})
+        assert "Redis could not be reached" in response.content.decode()
