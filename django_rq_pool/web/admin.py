@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, URLPattern, path, reverse
+from django.urls import URLPattern, path, reverse
 from django.views.decorators.cache import never_cache
 from redis import RedisError
 
@@ -23,52 +22,13 @@ from django_rq_pool.control import client
 from django_rq_pool.models import WorkerPool
 from django_rq_pool.web import metrics
 from django_rq_pool.web.actions import Action, BadAction, outcome, parse
-from django_rq_pool.web.page import JobLink, page_view, queues_of
+from django_rq_pool.web.page import page_view
+from django_rq_pool.web.registry import Unreadable, job_link, read_registry
 from django_rq_pool.web.tokens import bearer_ok
 
 TEMPLATES = "django_rq_pool/workerpool/"
 FETCH_HEADER = "fetch"  # X-Requested-With of the page's own script: answer with a fragment
 RECENT_ACTIONS = 10
-
-
-class Unreadable(Exception):
-    """The registry cannot be read now; the message says why, in one line."""
-
-
-def read_registry(with_backlog: bool = True) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """The registry document and (unless not wanted) the backlog of every queue it names."""
-    queue = client.control_queue_name()
-    if queue not in (getattr(settings, "RQ_QUEUES", None) or {}):
-        raise Unreadable(
-            f"RQ_QUEUES has no {queue!r} entry, whose Redis holds the pools' registry: "
-            "add it, or name another entry in RQ_POOL_CONTROL_QUEUE"
-        )
-    try:
-        document = client.read_status()
-        return document, client.backlog(queues_of(document)) if with_backlog else {}
-    except RedisError as exc:
-        raise Unreadable(f"the registry could not be read: {exc}") from None
-
-
-def job_link() -> JobLink:
-    """Links to django-rq's admin job page when its dashboard is mounted, else no links."""
-    try:
-        from django_rq.settings import get_queues_map
-
-        reverse("admin:django_rq_job_detail", args=[0, "probe"])
-    except (ImportError, NoReverseMatch):
-        return lambda queue, job_id: None
-    indexes = get_queues_map()
-
-    def link(queue: str, job_id: str) -> str | None:
-        if queue not in indexes:
-            return None
-        try:
-            return reverse("admin:django_rq_job_detail", args=[indexes[queue], job_id])
-        except NoReverseMatch:
-            return None
-
-    return link
 
 
 class WorkerPoolAdmin(admin.ModelAdmin):
@@ -93,6 +53,9 @@ class WorkerPoolAdmin(admin.ModelAdmin):
             path("api/metrics", never_cache(self.api_metrics_view), name=f"{info}_api_metrics"),
         ]
 
+    def _url(self, view: str) -> str:
+        return reverse(f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_{view}")
+
     # -- reading ------------------------------------------------------------------------
 
     def _require_view(self, request: HttpRequest) -> None:
@@ -100,11 +63,10 @@ class WorkerPoolAdmin(admin.ModelAdmin):
             raise PermissionDenied
 
     def _pools_context(self, request: HttpRequest) -> dict[str, Any]:
-        info = f"admin:{self.opts.app_label}_{self.opts.model_name}"
         context: dict[str, Any] = {
             "can_change": self.has_change_permission(request),
-            "action_url": reverse(f"{info}_action"),
-            "fragment_url": reverse(f"{info}_fragment"),
+            "action_url": self._url("action"),
+            "fragment_url": self._url("fragment"),
             "pools": [],
             "error": "",
             "recent_actions": LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(WorkerPool))
@@ -125,7 +87,7 @@ class WorkerPoolAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": "Worker pools",
-            "status_url": reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_status"),
+            "status_url": self._url("status"),
             **self._pools_context(request),
             **(extra_context or {}),
         }
@@ -209,13 +171,13 @@ class WorkerPoolAdmin(admin.ModelAdmin):
             return TemplateResponse(request, TEMPLATES + "reply.html", context, status=status)
         text = (f"{action.describe()}: " if action else "") + "; ".join(lines)
         messages.add_message(request, messages.SUCCESS if ok else messages.ERROR, text)
-        return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"))
+        return HttpResponseRedirect(self._url("changelist"))
 
     def _confirm(self, request: HttpRequest, action: Action) -> HttpResponse:
         context = {
             "action": action,
-            "action_url": reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_action"),
-            "changelist_url": reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"),
+            "action_url": self._url("action"),
+            "changelist_url": self._url("changelist"),
         }
         if self._fetching(request):
             return TemplateResponse(request, TEMPLATES + "confirm_fragment.html", context)
