@@ -101,8 +101,14 @@ def row(client: redis.Redis, pool: Pool, key: str) -> dict[str, Any]:
 def running_pool(pool_factory: Callable[..., Pool], client: redis.Redis, config: str, workers: int) -> Pool:
     pool = pool_factory(config).start()
     pool.wait_workers(workers)
-    wait_for(lambda: record(client, pool), message="the pool's registry record")
+    wait_for(lambda: registered(client, pool, workers), message=f"{workers} running workers in the registry")
     return pool
+
+
+def registered(client: redis.Redis, pool: Pool, workers: int) -> bool:
+    """The pool's record is published and counts ``workers`` running workers."""
+    found = record(client, pool)
+    return bool(found) and sum(r["running"] for r in found["lists"]) == workers
 
 
 def section(page: Page, pool_id: str):
@@ -343,7 +349,7 @@ def test_token_api_and_one_scrape_covering_every_pool(site: LiveSite, pool_facto
     pools = [pool_factory("foo: 1\n", args=("--name", name)).start() for name in ("web-a", "web-b")]
     for pool in pools:
         pool.wait_workers(1)
-        wait_for(lambda pool=pool: record(redis_client, pool), message="the registry record")
+        wait_for(lambda pool=pool: registered(redis_client, pool, 1), message="1 running worker in the registry")
     assert site.get(API_STATUS, token=None)[0] == 401
     assert site.get(API_STATUS, token="wrong")[0] == 401
     status, body = site.get(API_STATUS)
