@@ -23,7 +23,7 @@ from django_rq_pool.models import WorkerPool
 from django_rq_pool.web import metrics
 from django_rq_pool.web.actions import Action, BadAction, outcome, parse
 from django_rq_pool.web.page import page_view
-from django_rq_pool.web.registry import Unreadable, job_link, read_registry
+from django_rq_pool.web.registry import Unreadable, job_link, missing_entry, read_registry
 from django_rq_pool.web.tokens import bearer_ok
 
 TEMPLATES = "django_rq_pool/workerpool/"
@@ -152,6 +152,9 @@ class WorkerPoolAdmin(admin.ModelAdmin):
         return self._answer(request, action, lines, ok=ok)
 
     def _send(self, action: Action) -> tuple[list[str], bool]:
+        problem = missing_entry()
+        if problem:
+            return [problem], False
         try:
             replies = client.send_command(action.command, pool=action.pool, args=action.args or None)
         except ValueError as exc:  # UnknownPool: no live pool has that id or name

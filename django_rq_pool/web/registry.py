@@ -16,14 +16,22 @@ class Unreadable(Exception):
     """The registry cannot be read now; the message says why, in one line."""
 
 
+def missing_entry() -> str | None:
+    """Why the registry has no Redis to live in, when ``RQ_QUEUES`` lacks its entry."""
+    queue = client.control_queue_name()
+    if queue in (getattr(settings, "RQ_QUEUES", None) or {}):
+        return None
+    return (
+        f"RQ_QUEUES has no {queue!r} entry, whose Redis holds the pools' registry: "
+        "add it, or name another entry in RQ_POOL_CONTROL_QUEUE"
+    )
+
+
 def read_registry(with_backlog: bool = True) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """The registry document and (unless not wanted) the backlog of every queue it names."""
-    queue = client.control_queue_name()
-    if queue not in (getattr(settings, "RQ_QUEUES", None) or {}):
-        raise Unreadable(
-            f"RQ_QUEUES has no {queue!r} entry, whose Redis holds the pools' registry: "
-            "add it, or name another entry in RQ_POOL_CONTROL_QUEUE"
-        )
+    problem = missing_entry()
+    if problem:
+        raise Unreadable(problem)
     try:
         document = client.read_status()
         return document, client.backlog(queues_of(document)) if with_backlog else {}

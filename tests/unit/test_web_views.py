@@ -210,6 +210,9 @@ def test_an_unreadable_registry_is_one_clear_line_not_a_500(site: None, redis_se
         assert page.status_code == 200
         assert "RQ_QUEUES has no &#x27;foo&#x27; entry" in page.content.decode()  # RQ_POOL_CONTROL_QUEUE = "foo"
         assert client.get(STATUS).status_code == 503
+        boss = user("boss", superuser=True)
+        refused = boss.post(ACTION, scale_post(), headers={"X-Requested-With": "fetch"})
+        assert "RQ_QUEUES has no" in refused.content.decode()
     closed = f"redis://127.0.0.1:{free_port()}/0"
     with override_settings(RQ_QUEUES={"foo": {"URL": closed}}):
         assert "the registry could not be read" in client.get(FRAGMENT).content.decode()
@@ -217,6 +220,5 @@ def test_an_unreadable_registry_is_one_clear_line_not_a_500(site: None, redis_se
         assert status.status_code == 503 and "the registry could not be read" in status.json()["error"]
         metrics = Client().get(API_METRICS, headers={"Authorization": f"Bearer {TOKEN}"})
         assert metrics.status_code == 503
-        boss = user("boss", superuser=True)
         response = boss.post(ACTION, scale_post(), headers={"X-Requested-With": "fetch"})
         assert "Redis could not be reached" in response.content.decode()
