@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -38,7 +37,6 @@ class LiveSite:
             "TEST_REDIS_URL": redis_server.url,
             "TEST_SQLITE_PATH": str(workdir / "site.sqlite3"),
             "TEST_RQ_API_TOKEN": TOKEN,
-            "TEST_EXTRA_QUEUES": json.dumps([XSS]),
             "PYTHONUNBUFFERED": "1",
         }
         self.process: subprocess.Popen | None = None
