@@ -37,6 +37,7 @@ class LiveSite:
             "TEST_REDIS_URL": redis_server.url,
             "TEST_SQLITE_PATH": str(workdir / "site.sqlite3"),
             "TEST_RQ_API_TOKEN": TOKEN,
+            "TEST_WEB_SITE": "1",
             "PYTHONUNBUFFERED": "1",
         }
         self.process: subprocess.Popen | None = None

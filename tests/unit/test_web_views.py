@@ -43,7 +43,8 @@ def django_db() -> Iterator[None]:
 def site(django_db: None, redis_client, redis_server: RedisServer) -> Iterator[None]:
     """Every test in a rolled-back transaction, with django-rq's queues on the private Redis."""
     queues = {name: {"URL": redis_server.url} for name in ("default", "foo", "bar", "baz")}
-    with override_settings(RQ_QUEUES=queues, RQ_API_TOKEN=TOKEN), transaction.atomic():
+    urls = "testproject.urls"
+    with override_settings(RQ_QUEUES=queues, RQ_API_TOKEN=TOKEN, ROOT_URLCONF=urls), transaction.atomic():
         yield
         transaction.set_rollback(True)
 

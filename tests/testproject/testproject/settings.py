@@ -15,8 +15,8 @@ INSTALLED_APPS = [
     "django_rq_pool",
     "testapp",
 ]
-# A real admin site for the web tests (the pools page, its API and metrics).
-ROOT_URLCONF = "testproject.urls"
+# The admin site for the web tests (the pools page, its API and metrics) when they ask for it.
+ROOT_URLCONF = "testproject.urls" if os.environ.get("TEST_WEB_SITE") == "1" else "testapp.urls"
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -78,8 +78,6 @@ if os.environ.get("TEST_RQ_POOL_PRELOAD"):
     RQ_POOL_PRELOAD = json.loads(os.environ["TEST_RQ_POOL_PRELOAD"])
 RQ_POOL_PRELOAD_DISCOVER = os.environ.get("TEST_RQ_POOL_PRELOAD_DISCOVER") == "1"
 
-ROOT_URLCONF = "testapp.urls"
-TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
 if os.environ.get("TEST_RQ_POOL_WARM"):
     RQ_POOL_WARM = os.environ["TEST_RQ_POOL_WARM"] == "1"
 if os.environ.get("TEST_RQ_POOL_JOB_KILLED_TIMEOUT"):

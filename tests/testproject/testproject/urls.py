@@ -1,4 +1,4 @@
-"""The test site: the admin only (django-rq's dashboard and the pools page live inside it)."""
+"""The web tests' site: the admin (django-rq's dashboard and the pools page live inside it)."""
 
 from django.contrib import admin
 from django.urls import path
