@@ -4,19 +4,18 @@ import os
 
 SECRET_KEY = "tests-not-secret"
 USE_TZ = True
+# The admin site (the pools page, its API and metrics) only for the web tests: TEST_WEB_SITE=1.
+WEB_SITE = os.environ.get("TEST_WEB_SITE") == "1"
+_web_apps = ["django.contrib.admin", "django.contrib.auth", "django.contrib.sessions", "django.contrib.messages"]
+_web_apps += ["django.contrib.staticfiles"]
 INSTALLED_APPS = [
-    "django.contrib.admin",
-    "django.contrib.auth",
+    *(_web_apps if WEB_SITE else []),
     "django.contrib.contenttypes",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "django.contrib.staticfiles",
     "django_rq",
     "django_rq_pool",
     "testapp",
 ]
-# The admin site for the web tests (the pools page, its API and metrics) when they ask for it.
-ROOT_URLCONF = "testproject.urls" if os.environ.get("TEST_WEB_SITE") == "1" else "testapp.urls"
+ROOT_URLCONF = "testproject.urls" if WEB_SITE else "testapp.urls"
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
