@@ -4,7 +4,41 @@ import os
 
 SECRET_KEY = "tests-not-secret"
 USE_TZ = True
-INSTALLED_APPS = ["django.contrib.contenttypes", "django_rq", "django_rq_pool", "testapp"]
+# The admin site (the pools page, its API and metrics) only for the web tests: TEST_WEB_SITE=1.
+WEB_SITE = os.environ.get("TEST_WEB_SITE") == "1"
+_web_apps = ["django.contrib.admin", "django.contrib.auth", "django.contrib.sessions", "django.contrib.messages"]
+_web_apps += ["django.contrib.staticfiles"]
+INSTALLED_APPS = [
+    *(_web_apps if WEB_SITE else []),
+    "django.contrib.contenttypes",
+    "django_rq",
+    "django_rq_pool",
+    "testapp",
+]
+ROOT_URLCONF = "testproject.urls" if WEB_SITE else "testapp.urls"
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+STATIC_URL = "static/"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+RQ_API_TOKEN = os.environ.get("TEST_RQ_API_TOKEN", "")
 
 _pg = os.environ.get("TEST_PG_DSN")
 DATABASES = {
@@ -17,7 +51,7 @@ DATABASES = {
             "USER": os.environ.get("TEST_PG_USER", "postgres"),
         }
         if _pg
-        else {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+        else {"ENGINE": "django.db.backends.sqlite3", "NAME": os.environ.get("TEST_SQLITE_PATH", ":memory:")}
     )
 }
 
@@ -43,8 +77,6 @@ if os.environ.get("TEST_RQ_POOL_PRELOAD"):
     RQ_POOL_PRELOAD = json.loads(os.environ["TEST_RQ_POOL_PRELOAD"])
 RQ_POOL_PRELOAD_DISCOVER = os.environ.get("TEST_RQ_POOL_PRELOAD_DISCOVER") == "1"
 
-ROOT_URLCONF = "testapp.urls"
-TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
 if os.environ.get("TEST_RQ_POOL_WARM"):
     RQ_POOL_WARM = os.environ["TEST_RQ_POOL_WARM"] == "1"
 if os.environ.get("TEST_RQ_POOL_JOB_KILLED_TIMEOUT"):
