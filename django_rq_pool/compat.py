@@ -12,6 +12,7 @@ from typing import Any
 
 import psutil
 from rq.executions import Execution
+from rq.utils import as_text
 from rq.worker import SimpleWorker, Worker, WorkerStatus
 
 # rq 2.11 records on each execution the name of the worker that registered it; the janitor needs it
@@ -47,7 +48,7 @@ def execution_worker_name(execution: Execution) -> str | None:
     if EXECUTIONS_NAME_THEIR_WORKER:
         return execution.worker_name or None
     raw = execution.connection.hget(execution.key, _WORKER_NAME_FIELD)
-    return raw.decode() if raw else None
+    return as_text(raw) if raw else None
 
 
 def runs_jobs_in_process(worker_class: type) -> bool:
