@@ -1,6 +1,6 @@
 """One autoscaled list's desired count, from its backlog, busy workers, peers and the memory budget.
 
-``desired = max(busy, min(window_max(clamp(share, min, max)), memory_limit))`` where
+``desired = max(busy, min, memory_limited(window_max(clamp(share, min, max))))`` where
 
 * ``need = backlog + busy`` over every pool serving the list, and ``share`` is this pool's part of
   it (:mod:`.sharing`); alone, ``share = need``;
@@ -8,8 +8,8 @@
   rises apply at once, falls wait for the delay (the hysteresis);
 * ``memory_limit`` applies to rises only: at or over the pool's budget no worker is added, and
   below it only as many as fit, at the list's mean worker USS each;
-* ``busy`` is a floor: a scale-down never asks for fewer workers than are running jobs, so only
-  idle workers retire.
+* ``busy`` and ``min`` are floors: a scale-down never asks for fewer workers than are running
+  jobs, so only idle workers retire, and the memory budget never takes a list below ``min``.
 
 Pure: the caller reads Redis and the registry, passes the clock, and applies the result.
 """
@@ -73,7 +73,7 @@ class ListScaler:
             room = self._room(inputs)
             if room is not None and inputs.current + room < wanted:
                 desired, held = inputs.current + room, True
-        desired = max(desired, min(inputs.busy, high))
+        desired = max(desired, low, min(inputs.busy, high))
         if held:
             verb = "scale-up held by memory"
         elif desired != inputs.current:

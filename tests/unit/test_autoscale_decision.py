@@ -77,6 +77,12 @@ def test_memory_at_or_over_the_budget_holds_scale_ups_not_scale_downs():
     assert scaler.decide(over, 1.0).desired == 1
 
 
+def test_memory_never_holds_a_list_below_its_min():
+    scaler = ListScaler(Autoscale(4, 16))  # e.g. a reload raised min while the pool was over budget
+    over = Inputs(backlog=0, busy=0, current=1, memory_used=5000 * MIB, memory_budget=4096 * MIB)
+    assert scaler.decide(over, 0.0).desired == 4
+
+
 def test_memory_below_the_budget_admits_as_many_workers_as_fit():
     scaler = ListScaler(Autoscale(1, 16))
     near = Inputs(
