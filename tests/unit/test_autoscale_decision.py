@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from django_rq_pool.autoscale.decision import Inputs, ListScaler
-from django_rq_pool.autoscale.sharing import Member, split
-from django_rq_pool.autoscale.window import ScaleDownWindow
 from django_rq_pool.config.plan import Autoscale
+from django_rq_pool.control.autoscale.decision import Inputs, ListScaler
+from django_rq_pool.control.autoscale.sharing import Member, split
+from django_rq_pool.control.autoscale.window import ScaleDownWindow
 
 MIB = 2**20
 
@@ -61,9 +61,19 @@ def test_no_flapping_at_a_steady_load_whose_backlog_flickers():
 
 
 def test_a_busy_worker_is_never_asked_to_stop():
-    scaler = ListScaler(Autoscale(1, 16, scale_down_delay=0))
-    decision = scaler.decide(Inputs(backlog=0, busy=5, current=10), 0.0)
+    scaler = ListScaler(Autoscale(1, 16, scale_down_delay=1))
+    assert scaler.decide(Inputs(backlog=0, busy=5, current=10), 0.0).desired == 10
+    decision = scaler.decide(Inputs(backlog=0, busy=5, current=10), 1.5)
     assert decision.desired == 5  # only the 5 idle workers retire
+
+
+def test_a_count_the_scaler_did_not_ask_for_lasts_the_delay_too():
+    scaler = ListScaler(Autoscale(1, 16, scale_down_delay=10))
+    assert scaler.decide(Inputs(backlog=0, busy=0, current=4), 0.0).desired == 4  # the starting count
+    assert scaler.decide(Inputs(backlog=0, busy=0, current=4), 9.0).desired == 4
+    assert scaler.decide(Inputs(backlog=0, busy=0, current=4), 10.5).desired == 1
+    assert scaler.decide(Inputs(backlog=0, busy=0, current=3), 11.0).desired == 3  # a TTIN-like change
+    assert scaler.decide(Inputs(backlog=0, busy=0, current=3), 21.5).desired == 1
 
 
 def test_memory_at_or_over_the_budget_holds_scale_ups_not_scale_downs():

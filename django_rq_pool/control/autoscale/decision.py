@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django_rq_pool.autoscale.sharing import Member, split
-from django_rq_pool.autoscale.window import ScaleDownWindow
 from django_rq_pool.config.plan import Autoscale
+from django_rq_pool.control.autoscale.sharing import Member, split
+from django_rq_pool.control.autoscale.window import ScaleDownWindow
 
 MIB = 2**20
 
@@ -56,13 +56,20 @@ class ListScaler:
 
     bounds: Autoscale
     window: ScaleDownWindow = field(init=False)
+    last: int | None = None  # the count this scaler asked for last
 
     def __post_init__(self) -> None:
         self.window = ScaleDownWindow(self.bounds.scale_down_delay)
 
     def decide(self, inputs: Inputs, now: float) -> Decision:
-        """The desired count at monotonic time ``now``."""
+        """The desired count at monotonic time ``now``.
+
+        A count this scaler did not ask for (the starting count, a TTIN, the end of an override)
+        counts as a need at that moment, so it too lasts ``scale_down_delay`` before it falls.
+        """
         low, high = self.bounds.min, self.bounds.max
+        if inputs.current != self.last:
+            self.window.record(now, min(max(inputs.current, low), high))
         me = Member(inputs.pool_id, inputs.busy, low, high)
         need = inputs.backlog + inputs.busy + sum(peer.busy for peer in inputs.peers)
         share = split(need, [me, *inputs.peers])[inputs.pool_id]
@@ -84,6 +91,7 @@ class ListScaler:
             if target < inputs.current and drop is not None:
                 verb = f"steady, down to {max(target, inputs.busy)} in {max(0.0, drop - now):.0f}s without more need"
         facts = self._facts(inputs, need, share, target, wanted)
+        self.last = desired
         return Decision(desired, need, share, f"{verb}: {inputs.current} -> {desired} ({facts})", held)
 
     def _room(self, inputs: Inputs) -> int | None:
