@@ -11,6 +11,7 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from rq.job import Job
 
 from ..harness import MANAGE, TEST_PROJECT, done_records, wait_for
@@ -193,3 +194,29 @@ def test_a_manual_scale_pins_an_autoscaled_list_until_reset(pool_factory, queue,
     assert set(counts.values) == {3}, counts.values
     assert rqpoolctl(redis_server, "reset", "foo", "--pool", record["id"]).returncode == 0
     wait_for(lambda: listening(pool) == 1, 15, "autoscaled back to min after the delay")
+
+
+def on_host(pool, hostname: str):
+    """Run the pool's master in its own UTS namespace with its own hostname."""
+    pool.prefix = ("unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', hostname)
+    return pool
+
+
+def test_two_pools_on_different_hosts_share_a_spike(pool_factory, queue, redis_client):
+    if subprocess.run(["unshare", "--uts", "true"], capture_output=True).returncode != 0:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("unshare --uts is not permitted here, and CI needs it")
+        pytest.skip("unshare --uts is not permitted here (needs root or user namespaces)")
+    config = "foo: {min: 0, max: 8, scale_down_delay: 2}\n"
+    pools = [on_host(pool_factory(config), host).start() for host in ("host-a", "host-b")]
+    records = [wait_for(lambda p=p: pool_record(redis_client, p), 20, "both records") for p in pools]
+    assert {r["host"] for r in records} == {"host-a", "host-b"}
+    with Sampler(lambda: [len(p.worker_processes()) for p in pools]) as counts:
+        for n in range(8):
+            queue("foo").enqueue(SLEEP, f"shared-{n}", 3)
+        wait_for(lambda: len(done_records(redis_client)) == 8, 30, "every job done")
+    totals = [sum(sample) for sample in counts.values]
+    assert max(totals) <= 8 + len(pools), f"{max(totals)} workers for 8 jobs: {counts.values[-20:]}"
+    assert all(max(sample[i] for sample in counts.values) > 0 for i in range(2)), "one pool did all the work"
+    shared = [line for p in pools for line in decisions(p) if "1 other pools" in line]
+    assert shared, [decisions(p) for p in pools]
