@@ -126,6 +126,8 @@ def run_pool(request: Request, options: PoolOptions, stdout: TextIO = sys.stdout
         print_plan(plan, stdout, options.max_memory)
         return EXIT_OK
     environment = f" (environment {loader.environment!r})" if loader.environment else ""
+    if control is None and any(group.autoscale is not None for group in plan.groups):
+        log.warning("autoscaling needs the control plane, which is off: autoscaled lists keep their starting count")
     log.info("configuration from %s%s", loader.source.name, environment)
     assert service is not None
     try:
