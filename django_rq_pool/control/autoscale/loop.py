@@ -2,9 +2,10 @@
 
 Every ``ACTIVE_INTERVAL`` (while a list has work or more workers than its ``min``) or
 ``IDLE_INTERVAL`` (otherwise) it reads, in one pipeline per Redis, the length of each autoscaled
-list's queues and the rq state of its workers; when a list has work it also reads the other pools'
-records from the registry (at most every ``PEERS_EVERY``) and, with a memory budget, the pool's PSS
-(at most every ``MEMORY_EVERY``). Each list's :class:`ListScaler` decides, and a new count goes to
+list's queues and the rq state of its workers (not for a list at its ``min`` that had no work at
+the last read: there only a backlog can change the count). When a list has work it also reads the
+other pools' records from the registry (at most every ``PEERS_EVERY``) and, with a memory budget,
+the pool's PSS (at most every ``MEMORY_EVERY``). Each list's :class:`ListScaler` decides, and a new count goes to
 the master as an ``autoscale`` message, the same path as a ``scale`` command but a separate kind
 of count, so an operator's override always wins and is told apart. Every change of count and every
 scale-up held back by memory is logged with its inputs.
@@ -86,6 +87,7 @@ class Autoscaler:
         self.scalers: dict[str, ListScaler] = {}
         self.pending: dict[str, tuple[int, float]] = {}  # key -> (count sent, when)
         self.held: set[str] = set()  # lists whose scale-up memory holds back (logged once per hold)
+        self.hot: set[str] = set()  # lists that had work at the last read: their workers' states are read too
         self.next_run = 0.0
         self.peers: dict[str, list[Member]] = {}
         self.peers_at = float("-inf")
@@ -110,6 +112,7 @@ class Autoscaler:
         items = autoscaled_lists(view.lists)
         readings = self._read(items, view.workers, connection_for)
         busy_lists = [r for r in readings.values() if r.backlog + r.busy > 0]
+        self.hot = {r.key for r in busy_lists}
         if busy_lists and now - self.peers_at >= PEERS_EVERY:
             self.peers = peers_from(self.read_status(registry), str(view.pool.get("id", "")))
             self.peers_at = now
@@ -142,6 +145,8 @@ class Autoscaler:
             connection = connection_for(item["queues"][0])
             batch = batches.setdefault(id(connection), (connection, []))[1]
             batch.extend((item["key"], "queue", name) for name in item["queues"])
+            if item["desired"] <= item["min"] and item["key"] not in self.hot:
+                continue  # at its floor and quiet: only a backlog can change its count, so skip the states
             for pid, worker in workers.items():
                 if worker["list"] == item["key"] and not worker.get("stopping"):
                     batch.append((item["key"], "worker", (pid, worker["name"])))
