@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -220,3 +221,22 @@ def test_two_pools_on_different_hosts_share_a_spike(pool_factory, queue, redis_c
     assert all(max(sample[i] for sample in counts.values) > 0 for i in range(2)), "one pool did all the work"
     shared = [line for p in pools for line in decisions(p) if "1 other pools" in line]
     assert shared, [decisions(p) for p in pools]
+
+
+def test_a_reload_clamps_the_autoscaled_count_into_the_new_bounds(pool_factory, queue, redis_client):
+    pool = pool_factory("foo: {min: 1, max: 4, scale_down_delay: 30}\n").start()
+    pool.wait_workers(1)
+    for n in range(8):
+        queue("foo").enqueue(SLEEP, f"reload-{n}", 1)
+    wait_for(lambda: listening(pool) == 4, 10, "four workers")
+    pool.write_config("foo: {min: 1, max: 2, scale_down_delay: 30}\n")
+    pool.signal(signal.SIGHUP)
+    entry = wait_for(lambda: (e := list_entry(redis_client, pool)) and e["max"] == 2 and e, 10, "the new bounds")
+    assert entry["desired"] == 2
+    wait_for(lambda: len(pool.worker_processes()) == 2, 15, "two workers")
+    wait_for(lambda: len(done_records(redis_client)) == 8, 30, "every job done")
+    pool.write_config("foo: 3\n")
+    pool.signal(signal.SIGHUP)
+    entry = wait_for(lambda: (e := list_entry(redis_client, pool)) and e["min"] is None and e, 10, "a fixed list")
+    assert (entry["desired"], entry["max"]) == (3, None)
+    wait_for(lambda: listening(pool) == 3, 15, "three workers")
