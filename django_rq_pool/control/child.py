@@ -28,6 +28,7 @@ import redis
 from django_rq_pool.config.redact import redact_text
 from django_rq_pool.control import wire
 from django_rq_pool.control.autoscale.loop import Autoscaler
+from django_rq_pool.control.autoscale.memory import rollup
 from django_rq_pool.control.commands import CommandError
 from django_rq_pool.control.protocol import TO_CHILD, Closed, ProtocolError, encode, receive
 from django_rq_pool.control.state import Details, PoolView
@@ -59,16 +60,8 @@ def _text(value: bytes | None) -> str | None:
 
 def _uss(pid: int) -> int | None:
     """Private_Clean + Private_Dirty from smaps_rollup: one small read, unlike a walk of smaps."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
-            text = handle.read()
-    except OSError:
-        return None
-    total = 0
-    for line in text.splitlines():
-        if line.startswith((b"Private_Clean:", b"Private_Dirty:")):
-            total += int(line.split()[1]) * 1024
-    return total
+    figures = rollup(pid)
+    return figures.get("Private_Clean", 0) + figures.get("Private_Dirty", 0) if figures else None
 
 
 class ControlChild:
