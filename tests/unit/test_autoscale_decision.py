@@ -115,6 +115,13 @@ def test_two_pools_seeing_the_same_registry_split_a_spike():
     assert alone_at_max.desired == 16  # 40 between two pools of max 16: both go to max
 
 
+def test_workers_another_pool_already_asked_for_count_as_its_capacity():
+    scaler = ListScaler(Autoscale(0, 16))
+    starting = Member("a", busy=0, min=0, max=16, desired=4)  # its 4 workers are starting: they will take 4 jobs
+    assert scaler.decide(Inputs(backlog=4, busy=0, current=0, pool_id="b", peers=(starting,)), 0.0).desired == 0
+    assert scaler.decide(Inputs(backlog=8, busy=0, current=0, pool_id="b", peers=(starting,)), 0.1).desired == 2
+
+
 def test_a_fixed_peer_counts_as_capacity():
     scaler = ListScaler(Autoscale(0, 16))
     fixed_peer = Member("a-fixed", busy=0, min=4, max=4)  # four idle workers that take jobs too
@@ -159,9 +166,9 @@ def test_cooperating_pools_stay_within_the_need_plus_one_worker_each_under_a_spi
     for tick in range(200):
         if tick < 40:
             backlog += 6  # jobs of 4 ticks arriving faster than 16 workers could keep up with at first
-        registry = dict(busy)  # what the others see: last tick's counts
+        registry = {p: (busy[p], desired[p]) for p in ids}  # what the others see: last tick's records
         for pool in ids:
-            peers = tuple(Member(p, registry[p], bounds.min, bounds.max) for p in ids if p != pool)
+            peers = tuple(Member(p, *registry[p][:1], bounds.min, bounds.max, registry[p][1]) for p in ids if p != pool)
             inputs = Inputs(backlog=backlog, busy=busy[pool], current=desired[pool], pool_id=pool, peers=peers)
             desired[pool] = scalers[pool].decide(inputs, tick * 0.1).desired
         needs.append(backlog + sum(busy.values()))

@@ -33,11 +33,11 @@ log = logging.getLogger("django_rq_pool.control.autoscale")
 
 ACTIVE_INTERVAL = 0.1
 IDLE_INTERVAL = 0.25
-PEERS_EVERY = 1.0
+PEERS_EVERY = 0.25  # while a list has work: the others' records change within about 0.1 s of a decision
 MEMORY_EVERY = 1.0
 PENDING_TIMEOUT = 1.0  # a count sent but not yet reflected by the master is not decided on again before this
 RUNNING_STATES = ("running", "backing-off")
-BUSY_STATES = (b"busy", b"started")
+BUSY = b"busy"  # rq's "started" is a worker starting up (WorkerStatus.STARTED), not one running a job
 
 
 @dataclass
@@ -71,7 +71,7 @@ def peers_from(status: dict[str, Any], own_id: str) -> dict[str, list[Member]]:
                     low, high = int(item["min"]), int(item["max"])
                 else:
                     low = high = int(item["desired"])
-                member = Member(str(pool["id"]), int(item.get("busy") or 0), low, high)
+                member = Member(str(pool["id"]), int(item.get("busy") or 0), low, high, int(item.get("desired") or 0))
             except (KeyError, TypeError, ValueError):
                 continue
             peers.setdefault(str(item.get("key")), []).append(member)
@@ -162,7 +162,7 @@ class Autoscaler:
                 reading = readings[key]
                 if kind == "queue":
                     reading.backlog += int(answer or 0)
-                elif answer in BUSY_STATES:
+                elif answer == BUSY:
                     reading.busy += 1
                 elif answer is not None:
                     reading.idle_pids.append(what[0])
