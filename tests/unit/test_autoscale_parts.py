@@ -15,6 +15,7 @@ from django_rq_pool.control.autoscale.loop import autoscaled_lists, bounds_of, p
 from django_rq_pool.control.autoscale.memory import pool_pss, rollup
 from django_rq_pool.control.autoscale.sharing import Member
 from django_rq_pool.control.protocol import TO_MASTER, ProtocolError, decode
+from django_rq_pool.control.state import Details, PoolView
 from django_rq_pool.master.autoscaled import AutoscaledCounts
 
 
@@ -117,3 +118,23 @@ def test_memory_figures_come_from_smaps_rollup():
     assert rollup(2**22 + 7) == {}  # no such process
     assert pool_pss(os.getpid()) >= 0.9 * mine["Pss"]  # this process and its children (PSS moves a little)
     assert pool_pss(2**22 + 7) is None
+
+
+def test_a_worker_rq_calls_started_is_starting_not_busy():
+    """rq's worker state 'started' is set at the worker's birth, before it listens: it runs no job."""
+    view = PoolView()
+    view.apply(
+        {
+            "t": "snapshot",
+            "seq": 1,
+            "pool": {"id": "h:1"},
+            "lists": [{"key": "foo", "queues": ["foo"], "min": 0, "max": 4, "desired": 2}],
+            "workers": [
+                {"pid": 11, "name": "w11", "list": "foo", "started_at": 0.0, "listening": False},
+                {"pid": 12, "name": "w12", "list": "foo", "started_at": 0.0, "listening": True},
+            ],
+        }
+    )
+    document = view.document({11: Details(state="started"), 12: Details(state="busy")}, 0.0)
+    assert [w["state"] for w in document["workers"]] == ["starting", "busy"]
+    assert (document["lists"][0]["busy"], document["lists"][0]["idle"]) == (1, 1)
