@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django_rq_pool.config.loader import ConfigError
+from django_rq_pool.config.plan import DEFAULT_MAX_WORKERS
 
 log = logging.getLogger(__name__)
 
 NAME_ENV_VAR = "RQ_POOL_NAME"
-DEFAULT_MAX_WORKERS = 64
 DEFAULT_HEARTBEAT = 2.0
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
 
@@ -35,6 +35,7 @@ def pool_name(explicit: str | None, settings: Any) -> str:
 
 def control_settings(explicit_name: str | None, settings: Any) -> ControlSettings | None:
     """The control plane's settings, or None when ``settings.RQ_POOL_CONTROL`` is False."""
+    from django_rq_pool.config.validation import max_workers_setting
     from django_rq_pool.control.client import control_queue_name
 
     if not getattr(settings, "RQ_POOL_CONTROL", True):
@@ -52,9 +53,7 @@ def control_settings(explicit_name: str | None, settings: Any) -> ControlSetting
             f"the control plane's registry uses the Redis of RQ_QUEUES[{queue!r}], which does not exist; "
             "add that entry, name another one in RQ_POOL_CONTROL_QUEUE, or set RQ_POOL_CONTROL = False",
         )
-    cap = getattr(settings, "RQ_POOL_MAX_WORKERS", DEFAULT_MAX_WORKERS)
-    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
-        raise ConfigError("settings.RQ_POOL_MAX_WORKERS", f"must be a non-negative integer, got {cap!r}")
+    cap = max_workers_setting()
     beat = getattr(settings, "RQ_POOL_CONTROL_HEARTBEAT", DEFAULT_HEARTBEAT)
     if isinstance(beat, bool) or not isinstance(beat, (int, float)) or not 0.2 <= beat <= 60:
         raise ConfigError("settings.RQ_POOL_CONTROL_HEARTBEAT", f"must be seconds between 0.2 and 60, got {beat!r}")

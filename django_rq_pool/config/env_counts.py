@@ -4,7 +4,8 @@ Format: ``list=count`` entries separated by ``;``, a list being comma-separated 
 priority order, e.g. ``RQ_POOL_WORKERS="foo=2;foo,bar,baz=4"``. A listed queue list gets that
 count (its options stay as configured); a list the config does not name is added with the
 command-line defaults (``--worker-class``, ``--with-scheduler``, ...), like any list that sets no
-option. This lets a platform (Heroku config vars, a Kubernetes env) scale a list without a
+option. For an autoscaled list the count is the starting count and must lie within its
+``min..max``. This lets a platform (Heroku config vars, a Kubernetes env) scale a list without a
 redeploy or a new config file.
 """
 
@@ -49,7 +50,14 @@ def apply_counts(plan: PoolPlan, counts: dict[tuple[str, ...], int]) -> PoolPlan
     for group in plan.groups:
         if group.queues in counts:
             seen.add(group.queues)
-            group = replace(group, count=counts[group.queues])
+            count, bounds = counts[group.queues], group.autoscale
+            if bounds is not None and not bounds.min <= count <= bounds.max:
+                raise ConfigError(
+                    SOURCE,
+                    f"count {count} is outside the list's min..max ({bounds.min}..{bounds.max} in {plan.source})",
+                    group.name,
+                )
+            group = replace(group, count=count)
         groups.append(group)
     groups.extend(QueueGroup(queues, count) for queues, count in counts.items() if queues not in seen)
     return PoolPlan(tuple(groups), f"{plan.source} + {SOURCE}")

@@ -7,10 +7,11 @@ Format (YAML or ``settings.RQ_POOL``)::
 
     foo: 1                      # queue list -> worker count
     "foo,bar,baz": 4            # a list is a priority order
-    "reports":                  # queue list -> options (``count`` is required)
+    "reports":                  # queue list -> options (a mapping with ``count``, ``min`` or ``max``)
       count: 2
       max_jobs: 500
-    production:                 # environment section: a mapping with no ``count``
+    "mail": {min: 1, max: 16}   # autoscaled within [min, max] (bounds.py)
+    production:                 # environment section: a mapping with none of them
       foo: 3
 """
 
@@ -26,7 +27,15 @@ from typing import Any
 
 import yaml
 
-from django_rq_pool.config.plan import DEQUEUE_STRATEGIES, PoolPlan, QueueGroup, WorkerOptions
+from django_rq_pool.config.bounds import BOUND_NAMES, LIST_MARKERS, BoundsError, parse_bounds
+from django_rq_pool.config.plan import (
+    DEFAULT_MAX_WORKERS,
+    DEQUEUE_STRATEGIES,
+    Autoscale,
+    PoolPlan,
+    QueueGroup,
+    WorkerOptions,
+)
 from django_rq_pool.config.redact import redact_text
 
 DEFAULT_PATHS = ("rq-pool.yml", "config/rq-pool.yml")
@@ -34,7 +43,7 @@ CONFIG_ENV_VAR = "RQ_POOL_CONFIG"
 ENVIRONMENT_ENV_VARS = ("RQ_POOL_ENV", "DJANGO_ENV")
 MAX_FILE_BYTES = 1024 * 1024
 MAX_ALIASES = 100
-OPTION_NAMES = ("count", "max", *vars(WorkerOptions()))
+OPTION_NAMES = ("count", *BOUND_NAMES, *vars(WorkerOptions()))
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 MAX_MEMORY_LIMIT = 2**50  # a petabyte: anything larger is a typo
@@ -223,7 +232,7 @@ def _count(value: Any, source: str, key: str, line: int | None) -> int:
     return value
 
 
-def parse_memory(value: Any, source: str, key: str, line: int | None) -> int:
+def parse_memory(value: Any, source: str, key: str | None, line: int | None, option: str = "memory_limit") -> int:
     """Accept 512 (MiB), '512MB', '1.5GiB', '800k'; return bytes."""
     size = 0.0
     if isinstance(value, int) and not isinstance(value, bool):
@@ -233,15 +242,14 @@ def parse_memory(value: Any, source: str, key: str, line: int | None) -> int:
         size = float(match.group(1)) * scale
     if not 0 < size <= MAX_MEMORY_LIMIT:
         raise ConfigError(
-            source, f"memory_limit must be a size such as 512MB or 1GiB (at most 1 PiB), got {_shown(value)}", key, line
+            source, f"{option} must be a size such as 512MB or 1GiB (at most 1 PiB), got {_shown(value)}", key, line
         )
     return int(size)
 
 
-def _options(block: Any, source: str, key: str) -> tuple[int, WorkerOptions, int | None]:
+def _options(block: Any, source: str, key: str, cap: int) -> tuple[int, WorkerOptions, Autoscale | None]:
     values: dict[str, Any] = {}
-    count = 0
-    cap = None
+    count = None
     for name, value in block.items():
         line = _line(block, name)
         if name not in OPTION_NAMES:
@@ -250,10 +258,6 @@ def _options(block: Any, source: str, key: str) -> tuple[int, WorkerOptions, int
             )
         if name == "count":
             count = _count(value, source, key, line)
-        elif name == "max":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(source, f"max must be a non-negative integer, got {_shown(value)}", key, line)
-            cap = value
         elif name in ("worker_class", "job_class", "queue_class"):
             if not isinstance(value, str) or "." not in value:
                 raise ConfigError(source, f"{name} must be a dotted path such as rq.worker.SimpleWorker", key, line)
@@ -272,17 +276,27 @@ def _options(block: Any, source: str, key: str) -> tuple[int, WorkerOptions, int
             values[name] = value
         elif name == "memory_limit":
             values[name] = None if value is None else parse_memory(value, source, key, line)
-    if cap is not None and count > cap:
-        raise ConfigError(source, f"count {count} is over this list's max {cap}", key, _line(block, "count"))
-    return count, WorkerOptions(**values), cap
+    try:
+        count, autoscale = parse_bounds(block, count, cap)
+    except BoundsError as exc:
+        raise ConfigError(source, str(exc), key, _line(block, exc.option)) from None
+    return count, WorkerOptions(**values), autoscale
 
 
 def _is_environment(value: Any) -> bool:
-    return isinstance(value, dict) and "count" not in value
+    return isinstance(value, dict) and not any(marker in value for marker in LIST_MARKERS)
 
 
-def parse_config(data: Any, source: str, environment: str | None = None) -> PoolPlan:
-    """Turn a loaded mapping into a plan, merging the chosen environment section over the top."""
+def _looks_like_options(value: dict) -> bool:
+    """A mapping of nothing but option names is a list's options that forgot count/min/max."""
+    return bool(value) and all(isinstance(name, str) and name in OPTION_NAMES for name in value)
+
+
+def parse_config(data: Any, source: str, environment: str | None = None, cap: int = DEFAULT_MAX_WORKERS) -> PoolPlan:
+    """Turn a loaded mapping into a plan, merging the chosen environment section over the top.
+
+    ``cap`` is the most workers one list may have (``settings.RQ_POOL_MAX_WORKERS``): a ``max`` above it is refused.
+    """
     if not isinstance(data, dict):
         kind = "empty" if data is None else type(data).__name__
         raise ConfigError(source, f"the top level must be a mapping of queue lists to counts, got {kind}")
@@ -295,7 +309,16 @@ def parse_config(data: Any, source: str, environment: str | None = None) -> Pool
                 if section is not None:
                     raise ConfigError(
                         source,
-                        f"inside environment {section!r} a mapping needs a 'count' (environments do not nest)",
+                        f"inside environment {section!r} a mapping needs a 'count', 'min' or 'max' "
+                        "(environments do not nest)",
+                        key,
+                        line,
+                    )
+                if _looks_like_options(value):
+                    raise ConfigError(
+                        source,
+                        "these look like a queue list's options but there is no 'count', 'min' or 'max' "
+                        "(a mapping without them is an environment section)",
                         key,
                         line,
                     )
@@ -306,26 +329,28 @@ def parse_config(data: Any, source: str, environment: str | None = None) -> Pool
     add_entries(data, None)
     for key, value in data.items():
         if _is_environment(value) and "," in str(key):
-            raise ConfigError(source, "a queue list needs a count or a mapping with 'count'", key, _line(data, key))
+            raise ConfigError(
+                source, "a queue list needs a count or a mapping with 'count', 'min' or 'max'", key, _line(data, key)
+            )
     if environment is not None and _is_environment(data.get(environment)):
         add_entries(data[environment], environment)
 
     groups = []
     for queues, (key, value, line) in merged.items():
         explicit: frozenset[str] = frozenset()
-        cap = None
+        autoscale = None
         if isinstance(value, dict):
-            count, options, cap = _options(value, source, key)
-            explicit = frozenset(value) - {"count", "max"}
+            count, options, autoscale = _options(value, source, key, cap)
+            explicit = frozenset(value) - {"count", *BOUND_NAMES}
         else:
             count, options = _count(value, source, key, line), WorkerOptions()
-        groups.append(QueueGroup(queues, count, options, line, explicit, cap))
+        groups.append(QueueGroup(queues, count, options, line, explicit, autoscale))
     return PoolPlan(tuple(groups), source)
 
 
-def load_plan(source: Source, settings_value: Any, environment: str | None) -> PoolPlan:
+def load_plan(source: Source, settings_value: Any, environment: str | None, cap: int = DEFAULT_MAX_WORKERS) -> PoolPlan:
     """Load the plan from its source; raises ConfigError for anything wrong."""
     if source.kind == "settings":
-        return parse_config(settings_value, source.name, environment)
+        return parse_config(settings_value, source.name, environment, cap)
     assert source.path is not None
-    return parse_config(read_file(source.path), source.name, environment)
+    return parse_config(read_file(source.path), source.name, environment, cap)

@@ -22,6 +22,7 @@ class PoolOptions:
     backoff_max: float = 60.0  # the longest wait between failed starts of one queue list
     stuck_timeout: float = 120.0  # kill a worker whose Redis heartbeat is this old (0: never)
     give_up_after: float = 0.0  # 0: never give up on crash-looping lists
+    max_memory: int | None = None  # bytes (total PSS of the pool): autoscaling adds no worker at or over it
 
     @property
     def term_graceful(self) -> bool:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 DEQUEUE_STRATEGIES = ("default", "round_robin", "random")
+DEFAULT_MAX_WORKERS = 64  # the cap on one list's workers unless settings.RQ_POOL_MAX_WORKERS says otherwise
+DEFAULT_SCALE_DOWN_DELAY = 30.0
 
 
 @dataclass(frozen=True)
@@ -33,19 +35,36 @@ class WorkerOptions:
 
 
 @dataclass(frozen=True)
+class Autoscale:
+    """The bounds within which the autoscaler moves a list's count (see docs/autoscaling.md)."""
+
+    min: int
+    max: int
+    scale_down_delay: float = DEFAULT_SCALE_DOWN_DELAY  # seconds without need before workers retire
+
+    def describe(self) -> str:
+        return f"autoscale {self.min}..{self.max}, scale_down_delay={self.scale_down_delay:g}s"
+
+
+@dataclass(frozen=True)
 class QueueGroup:
-    """One queue list (in priority order), its worker count and options."""
+    """One queue list (in priority order), its worker count (the starting count if autoscaled) and options."""
 
     queues: tuple[str, ...]
     count: int
     options: WorkerOptions = field(default_factory=WorkerOptions)
     line: int | None = field(default=None, compare=False)  # where the config file names it, for errors
     explicit: frozenset[str] = field(default=frozenset(), compare=False)  # options the config sets itself
-    max: int | None = field(default=None, compare=False)  # cap on runtime scaling (control plane)
+    autoscale: Autoscale | None = None  # None: a fixed count; bounds are not part of the identity
 
     @property
     def name(self) -> str:
         return ",".join(self.queues)
+
+    @property
+    def max(self) -> int | None:
+        """The most workers a runtime scale may give this list: an autoscaled list's ``max``."""
+        return self.autoscale.max if self.autoscale is not None else None
 
     @property
     def identity(self) -> tuple[tuple[str, ...], WorkerOptions]:

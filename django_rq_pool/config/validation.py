@@ -11,8 +11,8 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.worker import BaseWorker
 
-from django_rq_pool.config.loader import ConfigError
-from django_rq_pool.config.plan import PoolPlan
+from django_rq_pool.config.loader import ConfigError, parse_memory
+from django_rq_pool.config.plan import DEFAULT_MAX_WORKERS, PoolPlan
 from django_rq_pool.config.redact import describe_connection
 
 CLASS_KINDS: dict[str, type] = {"worker_class": BaseWorker, "job_class": Job, "queue_class": Queue}
@@ -60,3 +60,24 @@ def validate_plan(plan: PoolPlan) -> None:
             path = getattr(group.options, option)
             if path:
                 resolve_class(path, option, plan.source, group.name, group.line)
+
+
+def max_workers_setting() -> int:
+    """``settings.RQ_POOL_MAX_WORKERS``: the most workers one queue list may have (default 64)."""
+    value = getattr(settings, "RQ_POOL_MAX_WORKERS", DEFAULT_MAX_WORKERS)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            "settings.RQ_POOL_MAX_WORKERS",
+            f"must be a positive integer (the most workers one queue list may have), got {value!r:.60}",
+        )
+    return value
+
+
+def max_memory_option(given: str | None) -> int | None:
+    """The pool's memory budget in bytes: ``--max-memory``, else ``settings.RQ_POOL_MAX_MEMORY``, else none."""
+    if given is not None:
+        return parse_memory(given, "--max-memory", None, None, option="the value")
+    value = getattr(settings, "RQ_POOL_MAX_MEMORY", None)
+    if value is None:
+        return None
+    return parse_memory(value, "settings.RQ_POOL_MAX_MEMORY", None, None, option="the value")

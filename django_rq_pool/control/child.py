@@ -27,6 +27,8 @@ import redis
 
 from django_rq_pool.config.redact import redact_text
 from django_rq_pool.control import wire
+from django_rq_pool.control.autoscale.loop import Autoscaler
+from django_rq_pool.control.autoscale.memory import rollup
 from django_rq_pool.control.commands import CommandError
 from django_rq_pool.control.protocol import TO_CHILD, Closed, ProtocolError, encode, receive
 from django_rq_pool.control.state import Details, PoolView
@@ -58,16 +60,8 @@ def _text(value: bytes | None) -> str | None:
 
 def _uss(pid: int) -> int | None:
     """Private_Clean + Private_Dirty from smaps_rollup: one small read, unlike a walk of smaps."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
-            text = handle.read()
-    except OSError:
-        return None
-    total = 0
-    for line in text.splitlines():
-        if line.startswith((b"Private_Clean:", b"Private_Dirty:")):
-            total += int(line.split()[1]) * 1024
-    return total
+    figures = rollup(pid)
+    return figures.get("Private_Clean", 0) + figures.get("Private_Dirty", 0) if figures else None
 
 
 class ControlChild:
@@ -79,6 +73,7 @@ class ControlChild:
         connect: Callable[[], redis.Redis],
         worker_connection: Callable[[str], redis.Redis],
         heartbeat: float,
+        autoscaler: Autoscaler | None = None,
     ):
         self.sock = sock
         self.connect = connect
@@ -97,6 +92,7 @@ class ControlChild:
         self.pending: dict[str, str] = {}  # command id -> reply list
         self.outbox: list[tuple[str, bytes]] = []
         self.down_since: float | None = None
+        self.autoscaler = autoscaler
 
     @property
     def pool_id(self) -> str:
@@ -132,6 +128,9 @@ class ControlChild:
         due = [self.next_beat if self.redis is not None else self.retry_at]
         if self.flush_at is not None and self.redis is not None:
             due.append(self.flush_at)
+        scaling = self.autoscaler.due(self.view) if self.autoscaler is not None and self.redis is not None else None
+        if scaling is not None:
+            due.append(scaling)
         return max(0.0, min(due) - now)
 
     def take(self, message: dict[str, Any] | ProtocolError) -> None:
@@ -218,6 +217,17 @@ class ControlChild:
             self.next_beat = time.monotonic() + self.heartbeat
         elif self.flush_at is not None and now >= self.flush_at:
             self.write_record()
+        self.autoscale(now)
+
+    def autoscale(self, now: float) -> None:
+        """One round of the autoscaler when it is due; its counts go to the master like commands."""
+        due = self.autoscaler.due(self.view) if self.autoscaler is not None else None
+        if due is None or now < due or self.redis is None:
+            return
+        assert self.autoscaler is not None
+        uss = {pid: details.uss for pid, details in self.details.items()}
+        for message in self.autoscaler.run(self.view, self.worker_connection, self.redis, uss.get):
+            self._to_master(message)
 
     def _load_overrides(self) -> None:
         assert self.redis is not None
@@ -363,11 +373,11 @@ def _shown_args(args: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in args.items() if k != "prefer")
 
 
-def run_control_child(sock: socket.socket, heartbeat: float) -> int:
+def run_control_child(sock: socket.socket, heartbeat: float, max_memory: int | None = None) -> int:
     """The control child's body, in the forked process (Django is set up)."""
     import django_rq
 
-    from django_rq_pool.control.client import registry_connection, with_timeouts
+    from django_rq_pool.control.client import read_status, registry_connection, with_timeouts
 
     connections: dict[str, redis.Redis] = {}
 
@@ -384,4 +394,5 @@ def run_control_child(sock: socket.socket, heartbeat: float) -> int:
         return with_timeouts(registry_connection(), name=CLIENT_NAME)
 
     log.info("control child %d started", os.getpid())
-    return ControlChild(sock, connect, worker_connection, heartbeat).run()
+    autoscaler = Autoscaler(max_memory, read_status)
+    return ControlChild(sock, connect, worker_connection, heartbeat, autoscaler).run()

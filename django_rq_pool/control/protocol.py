@@ -14,7 +14,8 @@ Master to child (each carries ``seq``, one more than the last, so the child can 
 * ``reply``: ``id``, ``ok``, ``message``, ``changes``: the outcome of a command.
 
 Child to master: ``command`` (``id``, ``command``, ``args``), ``overrides`` (the stored overrides,
-once at the child's start), ``resync``.
+once at the child's start), ``resync``, ``autoscale`` (``list``, ``count``, ``prefer``: the count
+the autoscaler wants for an autoscaled list, and its idle workers to retire first).
 
 The master never blocks on the pipe: a send that would block is dropped and the next message
 it sends is a snapshot instead (see :class:`Sender`).
@@ -29,7 +30,7 @@ from typing import Any
 from django_rq_pool.control.commands import CommandError, check_command
 
 TO_CHILD = ("snapshot", "pool", "lists", "spawn", "listening", "retire", "exit", "reply")
-TO_MASTER = ("command", "overrides", "resync")
+TO_MASTER = ("command", "overrides", "resync", "autoscale")
 MAX_MESSAGE = 1024 * 1024  # a snapshot of ~5,000 workers
 MAX_TO_MASTER = 16 * 1024
 BUFFER = 4 * MAX_MESSAGE
@@ -81,6 +82,12 @@ def decode(data: bytes, kinds: tuple[str, ...]) -> dict[str, Any]:
             raise ProtocolError(str(exc)) from None
     if message["t"] == "overrides" and not _overrides_ok(message.get("overrides")):
         raise ProtocolError("overrides must map a queue list to {count, configured}")
+    if message["t"] == "autoscale":
+        try:
+            args = check_command("scale", {k: message.get(k) for k in ("list", "count", "prefer")})
+        except CommandError as exc:
+            raise ProtocolError(f"autoscale: {exc}") from None
+        message.update(args)
     return message
 
 

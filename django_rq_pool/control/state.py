@@ -140,9 +140,9 @@ class PoolView:
     def _worker_state(self, worker: dict[str, Any], info: Details) -> str:
         if worker.get("stopping"):
             return "stopping"
-        if info.state in ("busy", "started"):
+        if info.state == "busy":
             return "busy"
-        if not worker.get("listening") and info.state is None:
+        if not worker.get("listening") and info.state in (None, "started"):  # rq's "started": born, not yet listening
             return "starting"
         if info.state == "suspended" or self.list_options(worker["list"]).get("paused"):
             return "paused"

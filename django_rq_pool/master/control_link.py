@@ -27,6 +27,7 @@ from django_rq_pool.config.loader import ConfigError
 from django_rq_pool.config.plan import PoolPlan, QueueGroup
 from django_rq_pool.control import protocol
 from django_rq_pool.control.protocol import TO_MASTER, Closed, ProtocolError, Sender
+from django_rq_pool.master.autoscaled import AutoscaledCounts
 
 if TYPE_CHECKING:
     from django_rq_pool.master.arbiter import Arbiter
@@ -65,6 +66,7 @@ class ControlLink:
         self.base: PoolPlan | None = None
         self.overrides: dict[tuple[str, ...], Override] = {}
         self.overrides_loaded = False
+        self.autoscaled = AutoscaledCounts()
         self.pid: int | None = None
         self.sock: socket.socket | None = None
         self.sender: Sender | None = None
@@ -162,7 +164,7 @@ class ControlLink:
         pid = arbiter.forker.fork_helper(
             "control",
             f"rqpool-control[{arbiter.options.app_name}]: {self.identity['id']}",
-            lambda: run_control_child(child_end, self.settings.heartbeat),
+            lambda: run_control_child(child_end, self.settings.heartbeat, arbiter.options.max_memory),
             ignore_stop=True,  # INT, QUIT, TERM: it ends when the master's end of the pipe closes
         )
         child_end.close()
@@ -209,6 +211,8 @@ class ControlLink:
                 self.load_overrides(message["overrides"])
             elif message["t"] == "resync":
                 self.send_snapshot()
+            elif message["t"] == "autoscale":
+                self.apply_autoscale(message)
 
     def after_pass(self) -> None:
         """Send the pool's and the lists' state if either changed (a few dicts, O(lists))."""
@@ -296,8 +300,9 @@ class ControlLink:
                     "desired": 0 if arbiter.spawning_paused else group.count,
                     "paused": arbiter.paused,
                     "backoff": backoff,
-                    "min": None,
+                    "min": group.autoscale.min if group.autoscale else None,
                     "max": group.max,
+                    "scale_down_delay": group.autoscale.scale_down_delay if group.autoscale else None,
                     "max_jobs": group.options.max_jobs,
                     "memory_limit": group.options.memory_limit,
                 }
@@ -337,7 +342,7 @@ class ControlLink:
         groups = []
         for group in self.base.groups:
             override = self.overrides.get(group.queues)
-            groups.append(replace(group, count=override.count) if override else group)
+            groups.append(replace(group, count=override.count) if override else self.autoscaled.applied(group))
         known = {g.queues for g in self.base.groups}
         groups.extend(QueueGroup(queues, o.count) for queues, o in self.overrides.items() if queues not in known)
         return PoolPlan(tuple(groups), self.base.source)
@@ -345,6 +350,7 @@ class ControlLink:
     def rebase(self, plan: PoolPlan, why: str = "HUP") -> PoolPlan:
         """A new base plan (reload): drop the overrides whose list's file count changed."""
         self.base = plan
+        self.autoscaled.rebase(plan.groups)
         configured = {g.queues: g.count for g in plan.groups}
         for queues, override in list(self.overrides.items()):
             now = configured.get(queues, 0)
@@ -412,6 +418,25 @@ class ControlLink:
                 return f"[{','.join(queues)}] is not run by this pool and cannot be added: {exc.message}"
         return None
 
+    def apply_autoscale(self, message: dict[str, Any]) -> None:
+        """The autoscaler's count for a list (its decision and inputs are in the control child's log)."""
+        arbiter = self.arbiter
+        assert arbiter is not None
+        queues = tuple(message["list"].split(","))
+        group = self._group(queues)
+        refusal = self.autoscaled.check(group, message["count"], queues in self.overrides)
+        if refusal or self._stopping() or arbiter.spawning_paused:
+            log.debug("autoscale: [%s] %d ignored: %s", message["list"], message["count"], refusal or "not running")
+            return
+        assert group is not None
+        if group.count == message["count"]:
+            return
+        log.info("autoscale: [%s] %d -> %d workers", message["list"], group.count, message["count"])
+        self.autoscaled.set(queues, message["count"])
+        arbiter.plan = self.effective()
+        arbiter.roster.prefer_retire = set(message["prefer"])
+        arbiter.replan()
+
     # -- commands ------------------------------------------------------------------------
 
     def run_command(self, message: dict[str, Any]) -> None:
@@ -449,6 +474,8 @@ class ControlLink:
         arbiter.roster.prefer_retire = set(args.get("prefer", ()))
         arbiter.replan()
         text = f"[{args['list']}] {current} -> {count} workers (configured {configured})"
+        if group is not None and group.autoscale is not None:
+            text += "; autoscaling is suspended for this list until reset"
         return True, text, {"list": args["list"], "from": current, "to": count, "override": count}
 
     def _cmd_reset(self, args: dict[str, Any]) -> tuple[bool, str, dict[str, Any]]:

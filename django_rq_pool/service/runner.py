@@ -24,7 +24,7 @@ from django_rq_pool.config.loader import ConfigError, Source
 from django_rq_pool.config.options import PoolOptions
 from django_rq_pool.config.plan import PoolPlan
 from django_rq_pool.config.redact import describe_connection
-from django_rq_pool.config.validation import validate_plan
+from django_rq_pool.config.validation import max_workers_setting, validate_plan
 from django_rq_pool.hooks import load_hooks, run_hooks
 from django_rq_pool.master.arbiter import Arbiter
 from django_rq_pool.master.control_link import ControlLink
@@ -66,9 +66,10 @@ class PlanLoader:
         self.environment = config.choose_environment(request.environment)
         self.settings_value = getattr(settings, "RQ_POOL", None)
         self.source: Source = config.find_source(request.config_path, self.settings_value is not None, Path.cwd())
+        self.cap = max_workers_setting()
 
     def __call__(self) -> PoolPlan:
-        plan = config.load_plan(self.source, self.settings_value, self.environment)
+        plan = config.load_plan(self.source, self.settings_value, self.environment, self.cap)
         plan = apply_counts(plan, counts_from_environment())  # lists it adds get the defaults too
         plan = plan.with_defaults(_class_defaults(self.request))
         validate_plan(plan)
@@ -84,7 +85,7 @@ def close_db_connections() -> None:
             close_pool()
 
 
-def print_plan(plan: PoolPlan, out: TextIO) -> None:
+def print_plan(plan: PoolPlan, out: TextIO, max_memory: int | None = None) -> None:
     """The resolved plan for --check: each list, its count, options and Redis connection."""
     from django_rq.connection_utils import filter_connection_params
 
@@ -92,7 +93,11 @@ def print_plan(plan: PoolPlan, out: TextIO) -> None:
     for group in plan.groups:
         params = filter_connection_params(settings.RQ_QUEUES[group.queues[0]])
         extra = group.options.describe() or "default options"
+        if group.autoscale is not None:
+            extra = f"{group.autoscale.describe()}; {extra}"
         out.write(f"  [{group.name}] x{group.count}: {extra}; redis: {describe_connection(params)}\n")
+    if max_memory is not None:
+        out.write(f"  max_memory: {max_memory / 2**20:.0f} MiB (autoscaling adds no worker at or over it)\n")
 
 
 def run_pool(request: Request, options: PoolOptions, stdout: TextIO = sys.stdout, ops: Operations | None = None) -> int:
@@ -118,9 +123,11 @@ def run_pool(request: Request, options: PoolOptions, stdout: TextIO = sys.stdout
         sys.stderr.write(f"rqpool: configuration error: {exc}\n")
         return EXIT_CONFIG
     if request.check:
-        print_plan(plan, stdout)
+        print_plan(plan, stdout, options.max_memory)
         return EXIT_OK
     environment = f" (environment {loader.environment!r})" if loader.environment else ""
+    if control is None and any(group.autoscale is not None for group in plan.groups):
+        log.warning("autoscaling needs the control plane, which is off: autoscaled lists keep their starting count")
     log.info("configuration from %s%s", loader.source.name, environment)
     assert service is not None
     try:

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from django_rq_pool.config.bounds import MAX_DELAY
 from django_rq_pool.config.loader import MAX_FILE_BYTES, ConfigError, parse_config, parse_yaml, read_file
 from django_rq_pool.config.plan import PoolPlan
 from django_rq_pool.config.validation import resolve_class, validate_plan
@@ -26,6 +27,10 @@ YAML_PIECES = [
     "bar",
     "count",
     "count: ",
+    "min: ",
+    "max: ",
+    "scale_down_delay: ",
+    "{min: 1, max: 4}",
     "max_jobs: ",
     "memory_limit: ",
     "worker_class: ",
@@ -62,7 +67,9 @@ structures = st.recursive(
     lambda children: st.one_of(
         st.lists(children, max_size=4),
         st.dictionaries(
-            st.one_of(scalars.filter(lambda v: v == v), st.sampled_from(["count", "foo"])), children, max_size=4
+            st.one_of(scalars.filter(lambda v: v == v), st.sampled_from(["count", "min", "max", "foo"])),
+            children,
+            max_size=4,
         ),
     ),
     max_leaves=20,
@@ -73,11 +80,22 @@ def load(text: str, environment: str | None = "production") -> PoolPlan:
     return parse_config(parse_yaml(text, "fuzz.yml"), "fuzz.yml", environment)
 
 
+def assert_sound(plan: PoolPlan, cap: int = 64) -> None:
+    """Every count a non-negative int; every autoscaled list within 0 <= min <= count <= max <= cap."""
+    assert isinstance(plan, PoolPlan)
+    for group in plan.groups:
+        assert isinstance(group.count, int) and not isinstance(group.count, bool) and group.count >= 0
+        bounds = group.autoscale
+        if bounds is not None:
+            assert 0 <= bounds.min <= group.count <= bounds.max <= cap, group
+            assert 0 <= bounds.scale_down_delay <= MAX_DELAY, group
+
+
 @FUZZ
 @given(st.lists(st.sampled_from(YAML_PIECES), max_size=40).map("".join))
 def test_random_yaml_text_gives_a_plan_or_a_config_error(text):
     try:
-        assert isinstance(load(text), PoolPlan)
+        assert_sound(load(text))
     except ConfigError as exc:
         assert len(str(exc)) < 2000
 
@@ -97,7 +115,58 @@ def test_random_structures_give_a_plan_or_a_config_error(data, environment):
         plan = parse_config(data, "settings.RQ_POOL", environment)
     except ConfigError:
         return
-    assert all(isinstance(g.count, int) and g.count >= 0 for g in plan.groups)
+    assert_sound(plan)
+
+
+bound_values = st.one_of(st.integers(-3, 80), st.none(), st.booleans(), st.floats(), st.text(max_size=3))
+
+
+def natural(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def bounds_valid(block: dict, cap: int) -> bool:
+    """The documented rule, stated independently of the loader, for a list's options mapping."""
+    markers = block.keys() & {"count", "min", "max"}
+    if not markers or not all(natural(block[k]) for k in markers):
+        return False
+    scaled = bool(markers & {"min", "max"})
+    if "scale_down_delay" in block:
+        delay = block["scale_down_delay"]
+        if not scaled or isinstance(delay, bool) or not isinstance(delay, (int, float)):
+            return False
+        if not 0 <= delay <= MAX_DELAY:
+            return False
+    if not scaled:
+        return True
+    low, high = block.get("min", 0), block.get("max", cap)
+    return low <= high <= cap and ("count" not in block or low <= block["count"] <= high)
+
+
+@FUZZ
+@given(
+    st.fixed_dictionaries(
+        {}, optional={"count": bound_values, "min": bound_values, "max": bound_values, "scale_down_delay": bound_values}
+    ),
+    st.integers(1, 70),
+)
+def test_bounds_give_a_sound_plan_exactly_when_they_are_valid(block, cap):
+    try:
+        plan = parse_config({"foo": block}, "settings.RQ_POOL", None, cap)
+    except ConfigError as exc:
+        assert not bounds_valid(block, cap), f"refused a valid block {block}: {exc}"
+        assert "\n" not in str(exc)
+        return
+    if not block:
+        assert plan.groups == ()  # an empty mapping is an (empty) environment section
+        return
+    assert bounds_valid(block, cap), f"accepted an invalid block {block}"
+    assert_sound(plan, cap)
+    (group,) = plan.groups
+    if block.keys() & {"min", "max"}:
+        assert group.autoscale is not None and group.count == block.get("count", group.autoscale.min)
+    else:
+        assert group.autoscale is None and group.count == block["count"]
 
 
 def in_limited_child(func: Callable[[], Any], extra_memory: int = 256 * 2**20, uid: int | None = None) -> Any:

@@ -20,8 +20,8 @@ def test_defaults_from_the_test_project():
 @pytest.mark.parametrize(
     ("overrides", "error"),
     [
-        ({"RQ_POOL_MAX_WORKERS": -1}, "RQ_POOL_MAX_WORKERS: must be a non-negative integer"),
-        ({"RQ_POOL_MAX_WORKERS": "8"}, "RQ_POOL_MAX_WORKERS: must be a non-negative integer"),
+        ({"RQ_POOL_MAX_WORKERS": -1}, "RQ_POOL_MAX_WORKERS: must be a positive integer"),
+        ({"RQ_POOL_MAX_WORKERS": "8"}, "RQ_POOL_MAX_WORKERS: must be a positive integer"),
         ({"RQ_POOL_CONTROL_HEARTBEAT": 0}, "RQ_POOL_CONTROL_HEARTBEAT: must be seconds between 0.2 and 60"),
         ({"RQ_POOL_CONTROL_QUEUE": "nope"}, "RQ_QUEUES['nope'], which does not exist"),
     ],
@@ -57,12 +57,13 @@ def test_the_name_comes_from_the_option_then_the_environment_then_settings(monke
 
 
 def test_a_list_max_is_parsed_and_bounds_its_count():
+    """A list with ``max`` is autoscaled (docs/autoscaling.md); its ``max`` also caps a ``scale``."""
     from django_rq_pool.config.loader import parse_config
 
     (group,) = parse_config({"foo": {"count": 2, "max": 8}}, "rq-pool.yml").groups
     assert (group.count, group.max) == (2, 8)
     assert group.identity == parse_config({"foo": {"count": 2}}, "rq-pool.yml").groups[0].identity  # no restart
-    with pytest.raises(ConfigError, match="count 9 is over this list's max 8"):
+    with pytest.raises(ConfigError, match=r"count 9 is outside min\.\.max \(0\.\.8\)"):
         parse_config({"foo": {"count": 9, "max": 8}}, "rq-pool.yml")
     with pytest.raises(ConfigError, match="max must be a non-negative integer"):
         parse_config({"foo": {"count": 1, "max": "lots"}}, "rq-pool.yml")

@@ -13,10 +13,11 @@ INSTALLED_APPS = [
 ]
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 RQ_QUEUES = {"bench": {"URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"), "DEFAULT_TIMEOUT": 60}}
+RQ_QUEUES.update({name: RQ_QUEUES["bench"] for name in ("bench2", "bench3")})  # the autoscaling bench's idle lists
 # Only rqpool has this feature: its master imports the job modules once, before forking.
 # BENCH_PRELOAD=0 turns it off, to see what it is worth.
 PRELOAD = os.environ.get("BENCH_PRELOAD", "1") == "1"
-RQ_POOL_PRELOAD = ["benchapp.jobs_trivial", "benchapp.jobs_realistic"] if PRELOAD else []
+RQ_POOL_PRELOAD = ["benchapp.jobs_trivial", "benchapp.jobs_realistic", "benchapp.jobs_sleep"] if PRELOAD else []
 
 # For the Django-heavy job: a URLconf slow to import, templates, a translation catalogue.
 ROOT_URLCONF = "benchapp.urls"

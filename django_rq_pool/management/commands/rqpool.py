@@ -10,7 +10,9 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from django_rq_pool.common.exit_codes import EXIT_CONFIG
 from django_rq_pool.common.logs import level_for_verbosity
+from django_rq_pool.config.loader import ConfigError
 from django_rq_pool.config.options import TERM_MODES, PoolOptions
+from django_rq_pool.config.validation import max_memory_option
 from django_rq_pool.service.operations import Operations
 from django_rq_pool.service.runner import Request, default_app_name, run_pool
 
@@ -95,6 +97,12 @@ class Command(BaseCommand):
             help="kill and replace a worker whose Redis heartbeat is this many seconds old (default: 120; 0: never)",
         )
         parser.add_argument(
+            "--max-memory",
+            metavar="SIZE",
+            help="memory budget of the whole pool (total PSS), e.g. 4GiB: autoscaling adds no worker at or over it "
+            "(default: settings.RQ_POOL_MAX_MEMORY; none)",
+        )
+        parser.add_argument(
             "-a",
             "--app-name",
             default=None,
@@ -148,6 +156,11 @@ class Command(BaseCommand):
         except ValueError as exc:
             sys.stderr.write(f"rqpool: {exc}\n")
             sys.exit(EXIT_CONFIG)
+        try:
+            max_memory = max_memory_option(opts["max_memory"])
+        except ConfigError as exc:
+            sys.stderr.write(f"rqpool: configuration error: {exc}\n")
+            sys.exit(EXIT_CONFIG)
         request = Request(
             config_path=opts["config"],
             environment=opts["environment"],
@@ -170,6 +183,7 @@ class Command(BaseCommand):
             min_uptime=opts["min_uptime"],
             backoff_max=opts["backoff_max"],
             stuck_timeout=opts["stuck_timeout"],
+            max_memory=max_memory,
         )
         ops = Operations(
             log_file=opts["log_file"],
