@@ -70,7 +70,11 @@ def test_status_shows_every_field_and_a_clean_stop_removes_the_record(pool_facto
     record = wait_record(
         redis_client,
         pool,
-        lambda r: r["state"] == "running" and all(w["state"] == "idle" and w["uss"] for w in r["workers"]),
+        lambda r: (
+            r["state"] == "running"
+            and len(r["workers"]) == 3
+            and all(w["state"] == "idle" and w["uss"] for w in r["workers"])
+        ),
     )
     assert record["id"] == pool_id(pool) and record["name"] == "alpha" and record["pid"] == pool.pid
     assert record["state"] == "running" and record["app"] == "testproject" and record["source"].endswith(".yml")
