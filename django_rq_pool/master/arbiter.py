@@ -60,6 +60,7 @@ class Arbiter:
     spawning_paused: bool = False  # WINCH: no workers until a HUP
     paused: bool = False  # USR2: workers take no job until CONT; new ones start paused
     control: ControlLink | None = None  # the control plane's child and pipe (control_link.py)
+    resized: int = 0  # TTIN minus TTOU since the last reload: kept when overrides rebuild the plan
 
     def __post_init__(self) -> None:
         self.pid = os.getpid()

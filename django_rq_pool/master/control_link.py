@@ -337,12 +337,21 @@ class ControlLink:
     # -- overrides -----------------------------------------------------------------------
 
     def effective(self) -> PoolPlan:
-        """The base plan with the overrides applied (lists added by a scale at the end)."""
+        """The base plan with the overrides applied (lists added by a scale at the end).
+
+        TTIN/TTOU since the last reload still count for lists that are neither overridden nor autoscaled.
+        """
         assert self.base is not None
+        resized = self.arbiter.resized if self.arbiter is not None else 0
         groups = []
         for group in self.base.groups:
             override = self.overrides.get(group.queues)
-            groups.append(replace(group, count=override.count) if override else self.autoscaled.applied(group))
+            if override:
+                groups.append(replace(group, count=override.count))
+            elif group.autoscale is not None:
+                groups.append(self.autoscaled.applied(group))
+            else:
+                groups.append(replace(group, count=max(0, group.count + resized)))
         known = {g.queues for g in self.base.groups}
         groups.extend(QueueGroup(queues, o.count) for queues, o in self.overrides.items() if queues not in known)
         return PoolPlan(tuple(groups), self.base.source)

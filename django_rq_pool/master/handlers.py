@@ -73,6 +73,7 @@ class SignalHandlers:
             log.error("HUP: reload failed, keeping the last good configuration:\n%s", traceback.format_exc())
         else:
             arbiter.reload_error = None
+            arbiter.resized = 0
             arbiter.plan = arbiter.control.rebase(plan) if arbiter.control is not None else plan
             log.info("HUP: reloaded %s", arbiter.describe_plan())
 
@@ -136,6 +137,7 @@ class SignalHandlers:
     def resize(self, delta: int) -> None:
         """TTIN/TTOU: one worker more or less for every queue list, until the next reload."""
         arbiter = self.arbiter
+        arbiter.resized += delta
         groups = tuple(replace(g, count=max(0, g.count + delta)) for g in arbiter.plan.groups)
         arbiter.plan = PoolPlan(groups, arbiter.plan.source)
         arbiter.replan()

@@ -126,6 +126,21 @@ def test_scale_up_then_down_retires_idle_workers_and_never_a_busy_one(pool_facto
     assert pool.wait_exit() == 0
 
 
+def test_ttin_is_kept_when_a_scale_of_another_list_rebuilds_the_plan(pool_factory, redis_client):
+    pool = pool_factory("foo: 1\nbar: 1\n").start()
+    pool.wait_workers(2)
+    pool.signal(signal.SIGTTIN)
+    wait_for(lambda: len(pool.worker_processes()) == 4, message="TTIN: two workers per list")
+    reply = command(redis_client, pool_id(pool), "scale", list="bar", count=3)
+    assert reply.ok, reply.message
+    wait_record(redis_client, pool, counts("bar", desired=3, running=3), "bar scaled to 3")
+    assert lists(record_of(redis_client, pool))["foo"]["desired"] == 2  # the TTIN still counts
+    assert len(pool.worker_processes()) == 5
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
 def test_refusals_and_a_list_added_from_rq_queues(pool_factory, redis_client, redis_server):
     pool = pool_factory("foo:\n  count: 1\n  max: 2\nbar: 1\n", env={"TEST_RQ_POOL_MAX_WORKERS": "3"}).start()
     pool.wait_workers(2)
