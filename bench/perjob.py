@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -53,6 +54,7 @@ def timing_class(base: type, child_log: int) -> type:
 
         def perform_job(self, job: Any, queue: Any) -> bool:
             started = time.process_time()  # the child's own clock: CPU since its fork
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt  # pages copied since the fork
             perform = job.perform
             spent = [0.0]
 
@@ -68,7 +70,7 @@ def timing_class(base: type, child_log: int) -> type:
                 return super().perform_job(job, queue)
             finally:
                 total = time.process_time() - started
-                os.write(child_log, f"{started} {spent[0]} {total - spent[0]}\n".encode())
+                os.write(child_log, f"{started} {spent[0]} {total - spent[0]} {faults}\n".encode())
 
     return Timed
 
@@ -99,6 +101,7 @@ def run_variant(name: str, jobs: int, child_path: Path) -> dict[str, float]:
     worker = django_rq.get_worker("bench", worker_class=timing_class(base, child_log), **kwargs)
     worker.phase_cpu = defaultdict(float)
     start_cpu, start_children = time.thread_time(), os.times()
+    start_faults = resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt
     worker.work(burst=True, logging_level="WARNING")
     total = time.thread_time() - start_cpu
     children = os.times()
@@ -112,7 +115,52 @@ def run_variant(name: str, jobs: int, child_path: Path) -> dict[str, float]:
         start_children.children_user + start_children.children_system
     )
     per_job["child exit"] = child_total * 1000 / jobs - sum(per_job[p] for p in CHILD_PHASES)
+    per_job["faults at start"] = sum(row[3] for row in rows) / jobs
+    per_job["faults in child"] = (resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt - start_faults) / jobs
     return per_job
+
+
+def run_launched(key: str, jobs: int, workdir: Path, env: dict[str, str]) -> dict[str, float]:
+    """CPU ms per job of a launched contender with one worker: its master, its worker, the job children."""
+    import psutil
+    import redis
+    from rq import Queue
+
+    from .contenders import CONTENDERS, Running
+    from .measure import idle_names, wait_until, workers
+
+    client = redis.Redis.from_url(env["BENCH_REDIS_URL"])
+    client.flushall()
+    contender = next(c for c in CONTENDERS if c.key == key)
+    running = Running.launch(contender, 1, workdir, env)
+    try:
+        wait_until(lambda: idle_names(client), 120, "an idle worker")
+        time.sleep(1)
+        master = psutil.Process(running.master_pid)
+        worker = psutil.Process(int(next(iter(workers(client).values()))["pid"]))
+        before = {"master": master.cpu_times(), "worker": worker.cpu_times()}
+        queue = Queue("bench", connection=client)
+        queue.enqueue_many([Queue.prepare_data("benchapp.jobs_trivial.noop", result_ttl=600) for _ in range(jobs)])
+        wait_until(lambda: queue.finished_job_registry.count >= jobs, 300, "the jobs done", interval=0.1)
+        wait_until(lambda: idle_names(client), 60, "the worker idle again")
+        after = {"master": master.cpu_times(), "worker": worker.cpu_times()}
+    finally:
+        running.stop()
+
+    def own(name: str) -> float:
+        return after[name].user + after[name].system - before[name].user - before[name].system
+
+    children = (
+        after["worker"].children_user
+        + after["worker"].children_system
+        - before["worker"].children_user
+        - before["worker"].children_system
+    )
+    return {
+        "master": own("master") * 1000 / jobs,
+        "worker": own("worker") * 1000 / jobs,
+        "job children": children * 1000 / jobs,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3, help="turns of each variant, alternated")
     parser.add_argument("--state-mb", type=float, default=150.0)
+    parser.add_argument("--no-launch", action="store_true", help="only the phase timers, not the launched contenders")
     args = parser.parse_args(argv)
     sys.path[:0] = [str(ROOT), str(PROJECT)]
     from tests.harness import RedisServer, redis_server_binary
@@ -140,21 +189,35 @@ def main(argv: list[str] | None = None) -> int:
 
             titles.install("bench")
             results: dict[str, list[dict[str, float]]] = defaultdict(list)
+            launched: dict[str, list[dict[str, float]]] = defaultdict(list)
+            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
             for _ in range(args.rounds):
                 for name in ("rq", "rqpool"):
                     results[name].append(run_variant(name, args.jobs, Path(tmp) / "child.log"))
+                for key in () if args.no_launch else ("rqworker-pool", "rqpool"):
+                    launched[key].append(run_launched(key, args.jobs, Path(tmp), env))
         finally:
             server.stop()
     phases = [*PARENT_PHASES, *CHILD_PHASES, "child exit"]
     print(f"CPU ms per trivial job, median of {args.rounds} rounds of {args.jobs} jobs")
     print(f"{'phase':<14}{'rq Worker':>11}{'rqpool':>9}")
-    for phase in [*phases, "total"]:
+    for phase in [*phases, "total", "faults at start", "faults in child"]:
         row = []
         for name in ("rq", "rqpool"):
             runs = results[name]
             values = [sum(r[p] for p in phases) if phase == "total" else r[phase] for r in runs]
             row.append(statistics.median(values))
         print(f"{phase:<14}{row[0]:>11.2f}{row[1]:>9.2f}")
+    if args.no_launch:
+        return 0
+    print(f"\nCPU ms per trivial job, one worker launched, median of {args.rounds} rounds of {args.jobs} jobs")
+    print(f"{'process':<14}{'rqworker-pool':>14}{'rqpool':>9}")
+    for part in ("master", "worker", "job children", "total"):
+        row = [
+            statistics.median(sum(r.values()) if part == "total" else r[part] for r in launched[key])
+            for key in ("rqworker-pool", "rqpool")
+        ]
+        print(f"{part:<14}{row[0]:>14.2f}{row[1]:>9.2f}")
     return 0
 
 
