@@ -95,7 +95,10 @@ class Running:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                # Its own process group (no Ctrl-C from the terminal), but the bench's session: with the
+                # kernel's autogroup scheduling each session gets one share of the CPU, which would
+                # give N separate workers N shares against a pool's one on a loaded machine.
+                process_group=0,
             )
 
     @property

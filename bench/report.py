@@ -99,6 +99,9 @@ class Figures:
     def master_cpu(self, key: str) -> list[float] | None:
         return self.results.get("master_cpu", {}).get(key)
 
+    def latency(self, key: str, percentile: str) -> list[float] | None:
+        return self.results.get(f"latency_{percentile}_ms", {}).get(key)
+
 
 def rows(results: dict[str, Any]) -> list[tuple[str, str, Callable[[str], list[float] | None]]]:
     """(label, number format, contender key -> measurements) for every row."""
@@ -137,6 +140,9 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, Callable[[str], list[f
         (f"(d) kill -9 to idle replacement, N={max(sizes, default=0)}, s", ".3f", f.replacement),
         ("(e) master CPU over 60 s idle, N=8, s", ".3f", f.master_cpu),
     ]
+    late = results.get("latency_workers", 8)
+    for pct in ("p50", "p99"):
+        table.append((f"(g) pick-up latency {pct}, idle N={late}, ms", ".1f", lambda k, p=pct: f.latency(k, p)))
     return table
 
 
@@ -196,6 +202,14 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         lambda v: v >= 10,
         "{:.1f}x faster",
     )
+    for pct in ("p50", "p99"):
+        add(
+            f"pick-up latency {pct} ≤ rqworker-pool's",
+            median(f.latency(ME, pct)),
+            median(f.latency("rqworker-pool", pct)),
+            lambda v: v <= 1,
+            "{:.2f}x",
+        )
     heavy = median(f.heavy_cost(ME))
     out.append(
         (

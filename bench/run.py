@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -22,6 +23,7 @@ from typing import Any
 
 import redis
 from rq import Queue
+from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
 from .contenders import CONTENDERS, Contender, Running
@@ -36,6 +38,7 @@ JOB_FUNCS = {
     "django_heavy": ("benchapp.jobs_realistic.django_heavy", (42,)),
 }
 SETTLE = 1.0
+LATENCY_GAP = 0.02  # seconds between two enqueues of the latency phase: every worker is idle when a job comes
 MIN_UPTIME = 6.0  # rqpool counts a worker that dies within 5 s of its fork as a failed start (and backs off)
 
 
@@ -55,7 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--idle-seconds", type=float, help="idle window for the masters' CPU (default 60)")
     parser.add_argument("--state-mb", type=float, help="MB of objects the app loads at django.setup() (default 150)")
     parser.add_argument("--only", help="comma-separated contender keys: " + ", ".join(c.key for c in CONTENDERS))
-    parser.add_argument("--phases", default="startup,throughput,idle", help="which phases to run")
+    parser.add_argument("--phases", default="startup,throughput,idle,latency", help="which phases to run")
+    parser.add_argument("--latency-jobs", type=int, help="jobs enqueued one by one for the latency (default 500)")
     parser.add_argument(
         "--batches",
         default="trivial,realistic",
@@ -69,6 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.sizes = [int(n) for n in (args.sizes or ("2,4" if quick else "4,8,32")).split(",")]
     args.jobs = args.jobs or (100 if quick else 2000)
     args.idle_seconds = args.idle_seconds or (5.0 if quick else 60.0)
+    args.latency_jobs = args.latency_jobs or (50 if quick else 500)
     args.state_mb = args.state_mb or (30.0 if quick else 150.0)
     args.out = args.out or (RESULTS / "quick" if quick else RESULTS)
     keys = args.only.split(",") if args.only else [c.key for c in CONTENDERS if c.by_default]
@@ -272,6 +277,41 @@ class Bench:
             self.record("master_cpu", key, value=value)
         return "CPU s/min " + ", ".join(f"{k} {v:.3f}" for k, v in used.items())
 
+    def latency(self) -> None:
+        """(g) pick-up latency: from ``enqueue`` returning to the job's ``started_at``, idle workers."""
+        count = 8 if 8 in self.args.sizes else self.args.sizes[len(self.args.sizes) // 2]
+        self.results["latency_workers"] = count
+        for repeat in range(self.args.repeats):
+            for contender in self.rotated(repeat):
+                self.attempt(f"{contender.key} x{count} latency", lambda c=contender: self.latency_run(c, count))
+
+    def latency_run(self, contender: Contender, count: int) -> str:
+        """Trivial jobs enqueued one at a time, LATENCY_GAP apart; p50 and p99 of enqueue-to-start in ms.
+
+        ``started_at`` is stamped by the job child (rq's ``perform_job``), so the figure covers the
+        dequeue, the fork and the job child's start; both clocks are this machine's.
+        """
+        running, _ = self.launch_until_idle(contender, count)
+        try:
+            time.sleep(SETTLE)
+            queue = Queue("bench", connection=self.client)
+            func, args = JOB_FUNCS["trivial"]
+            enqueued: dict[str, float] = {}
+            for _ in range(self.args.latency_jobs):
+                job = queue.enqueue(func, *args, result_ttl=3600)
+                enqueued[job.id] = time.time()
+                time.sleep(LATENCY_GAP)
+            finished = FinishedJobRegistry(queue=queue)
+            wait_until(lambda: finished.count >= len(enqueued), 60, "every latency job finished")
+            jobs = Job.fetch_many(list(enqueued), connection=self.client)
+        finally:
+            running.stop()
+        delays = sorted((job.started_at.timestamp() - enqueued[job.id]) * 1000 for job in jobs)
+        p50, p99 = statistics.median(delays), delays[min(len(delays) - 1, round(0.99 * len(delays)) - 1)]
+        self.record("latency_p50_ms", contender.key, value=p50)
+        self.record("latency_p99_ms", contender.key, value=p99)
+        return f"pick-up latency p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
@@ -289,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             bench = Bench(args, f"redis://127.0.0.1:{server.port}/0", Path(tmp))
             bench.results["machine_before"]["redis"] = bench.client.info("server")["redis_version"]
             started = time.monotonic()
-            for phase in ("startup", "throughput", "idle"):
+            for phase in ("startup", "throughput", "idle", "latency"):
                 if phase in args.phases:
                     getattr(bench, "idle_cpu" if phase == "idle" else phase)()
             bench.results["machine_after"] = machine()

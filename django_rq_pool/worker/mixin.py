@@ -34,7 +34,7 @@ from rq.worker import SimpleWorker, Worker, WorkerStatus
 from django_rq_pool.common.child import early_requests, early_stop, enter_child
 from django_rq_pool.common.exit_codes import WORKER_BOOT_FAILED, WORKER_HOOK_FAILED
 from django_rq_pool.common.heartbeat_rule import worker_heartbeat_kwargs
-from django_rq_pool.common.inherited_db import drop_inherited_db_connections
+from django_rq_pool.common.inherited_db import drop_inherited_db_connections, holds_db_connections
 from django_rq_pool.common.job_killed import JobKilledByPool, report_killed_job
 from django_rq_pool.common.lineage import Lineage
 from django_rq_pool.common.listening_pipe import announce
@@ -77,6 +77,7 @@ class PoolWorkerMixin(WorkerBase):
     pool_listening_fd = -1  # the master's pipe, until this worker says it listens (readiness.py)
     _pool_in_job_child = False
     pool_lineage: Lineage | None = None  # the page where the master finds our job child and scheduler
+    _pool_child_inherits_db = True  # set before each job child's fork: the worker has a DB socket open
 
     def _install_signal_handlers(self) -> None:
         signal.signal(signal.SIGINT, self.request_stop)
@@ -127,7 +128,8 @@ class PoolWorkerMixin(WorkerBase):
 
     def main_work_horse(self, job: Any, queue: Any) -> None:
         self._pool_in_job_child = True
-        drop_inherited_db_connections()  # the worker's hooks may have opened one before this fork
+        if self._pool_child_inherits_db:  # the worker's hooks or jobs opened one before this fork
+            drop_inherited_db_connections()
         super().main_work_horse(job, queue)
 
     def _pool_warm_stop(self, signum: int, frame: FrameType | None) -> None:
@@ -214,6 +216,7 @@ class PoolWorkerMixin(WorkerBase):
             self.pool_lineage.record(job_child, getattr(process, "pid", None) or 0)
 
     def fork_work_horse(self, job: Any, queue: Any) -> None:
+        self._pool_child_inherits_db = holds_db_connections()
         with forking_as(f"rq:worker:{self.name}: job child of {job.id} starting"):
             if getattr(super().fork_work_horse, "__func__", None) is Worker.fork_work_horse:
                 self._pool_fork_horse(job, queue)
