@@ -83,7 +83,7 @@ class Spawner:
         send(record.pid, signal.SIGQUIT)
 
     def spawn_worker(self, group: QueueGroup, index: int) -> bool:
-        from django_rq_pool.worker.mixin import run_worker
+        from django_rq_pool.worker.entry import run_worker
 
         master_pid = self.forker.master_pid
         self._sequence += 1

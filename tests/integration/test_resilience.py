@@ -20,7 +20,7 @@ from django_rq_pool.config.options import PoolOptions
 from django_rq_pool.config.plan import PoolPlan, QueueGroup
 from django_rq_pool.hooks import WorkerContext
 from django_rq_pool.master.arbiter import Arbiter, WorkerRecord
-from django_rq_pool.worker.mixin import _max_jobs
+from django_rq_pool.worker.entry import _max_jobs
 
 from ..conftest import IN_CI
 from ..harness import Pool, RedisServer, done_records, wait_for
