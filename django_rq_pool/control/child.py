@@ -4,11 +4,11 @@ Forked and supervised by the master (see master/control_link.py). It keeps a pic
 pool from the master's messages (state.py), writes the pool's record to Redis within
 ``FLUSH_DELAY`` of a change and every ``heartbeat`` seconds otherwise, listens on the pool's
 pub/sub channel for commands, checks them and hands them to the master, and pushes the master's
-reply back to the sender. While Redis is unreachable it keeps reading the master's messages and
-retries every second; the record catches up on the first write that succeeds.
+reply back to the sender (command_intake.py). While Redis is unreachable it keeps reading the
+master's messages and retries every second; the record catches up on the first write that succeeds.
 
 At idle it sends two Redis commands per heartbeat: one script that reads every worker's rq
-hash, and one that writes the record with its TTL and its id in the set of pools.
+hash (worker_details.py), and one that writes the record with its TTL and its id in the set of pools.
 """
 
 from __future__ import annotations
@@ -28,15 +28,15 @@ import redis
 from django_rq_pool.config.redact import redact_text
 from django_rq_pool.control import wire
 from django_rq_pool.control.autoscale.loop import Autoscaler
-from django_rq_pool.control.autoscale.memory import rollup
-from django_rq_pool.control.commands import CommandError
+from django_rq_pool.control.command_intake import CommandIntake
 from django_rq_pool.control.protocol import TO_CHILD, Closed, ProtocolError, encode, receive
-from django_rq_pool.control.state import Details, PoolView
+from django_rq_pool.control.state import PoolView
+from django_rq_pool.control.stored_overrides import StoredOverrides
+from django_rq_pool.control.worker_details import WorkerDetails
 
 log = logging.getLogger(__name__)
 
 CLIENT_NAME = "rqpool-control"  # its connections in CLIENT LIST
-USS_EVERY = 10.0  # reading smaps_rollup costs the kernel ~0.5 ms per worker
 FLUSH_DELAY = 0.1  # a burst of changes becomes one write
 RETRY = 1.0
 REDIS_ERRORS = (redis.RedisError, OSError)
@@ -45,23 +45,6 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
 return 1
 """  # one command, so the record and its index entry are never written apart
-READ_WORKERS = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  out[i] = redis.call('HMGET', key, 'state', 'current_job', 'successful_job_count', 'failed_job_count')
-end
-return out
-"""
-
-
-def _text(value: bytes | None) -> str | None:
-    return value.decode() if value else None
-
-
-def _uss(pid: int) -> int | None:
-    """Private_Clean + Private_Dirty from smaps_rollup: one small read, unlike a walk of smaps."""
-    figures = rollup(pid)
-    return figures.get("Private_Clean", 0) + figures.get("Private_Dirty", 0) if figures else None
 
 
 class ControlChild:
@@ -82,21 +65,14 @@ class ControlChild:
         self.view = PoolView()
         self.redis: redis.Redis | None = None
         self.pubsub: Any = None
-        self.details: dict[int, Details] = {}
+        self.workers = WorkerDetails(worker_connection)
+        self.overrides = StoredOverrides()
+        self.commands = CommandIntake(self.view, self.workers, self._to_master)
         self.next_beat = 0.0
-        self.next_uss = 0.0
         self.flush_at: float | None = None
         self.retry_at = 0.0
-        self.loaded = False  # the stored overrides were read and handed to the master
-        self.persisted: dict[str, Any] | None = None
-        self.pending: dict[str, str] = {}  # command id -> reply list
-        self.outbox: list[tuple[str, bytes]] = []
         self.down_since: float | None = None
         self.autoscaler = autoscaler
-
-    @property
-    def pool_id(self) -> str:
-        return str(self.view.pool.get("id", ""))
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -139,21 +115,16 @@ class ControlChild:
             return
         if message["t"] == "exit":
             message = {**message, "reason": self._exit_reason(message)}
-            self.details.pop(message["pid"], None)
+            self.workers.by_pid.pop(message["pid"], None)
         self.view.apply(message)
         if message["t"] == "reply":
-            reply_to = self.pending.pop(str(message.get("id")), None)
-            if reply_to is not None:
-                self._reply(reply_to, str(message["id"]), bool(message["ok"]), message["message"], message["changes"])
+            self.commands.answered(message)
         if self.flush_at is None:
             self.flush_at = time.monotonic() + FLUSH_DELAY
 
     def _exit_reason(self, message: dict[str, Any]) -> str:
-        details = self.details.get(message["pid"])
+        details = self.workers.by_pid.get(message["pid"])
         return self.view.exit_reason(message, details, details.uss if details else None)
-
-    def _reply(self, reply_to: str, command_id: str, ok: bool, text: str, changes: dict[str, Any]) -> None:
-        self.outbox.append((reply_to, wire.encode_reply(self.pool_id, command_id, ok, text, changes)))
 
     def guarded(self, work: Callable[[], None]) -> None:
         """Run Redis work; an outage closes the connection and schedules a retry, never a crash."""
@@ -190,29 +161,23 @@ class ControlChild:
             self.redis = self.connect()
             self.redis.ping()
             self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            self.pubsub.subscribe(wire.channel(self.pool_id))
+            self.pubsub.subscribe(wire.channel(self.view.pool_id))
             if self.down_since is not None:
                 log.info("control: Redis reachable again after %.0fs", now - self.down_since)
                 self.down_since = None
-                if self.loaded:
-                    self.persisted = {}  # store every override again: a restarted Redis may have lost them
+                self.overrides.reconnected()
             self.next_beat = now  # catch up at once
         if self.view.gap:
             self._to_master({"t": "resync"})
             self.view.gap = False
-        if not self.loaded:
-            self._load_overrides()
-        while self.outbox:
-            reply_to, data = self.outbox[0]
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.rpush(reply_to, data)
-            pipe.expire(reply_to, wire.REPLY_TTL)
-            pipe.execute()
-            self.outbox.pop(0)
-        if self.loaded:
-            self._persist_overrides()
+        pool_name = str(self.view.pool["name"])
+        if not self.overrides.loaded:
+            self._to_master({"t": "overrides", "overrides": self.overrides.load(self.redis, pool_name)})
+        self.commands.deliver(self.redis)
+        if self.overrides.loaded:
+            self.overrides.persist(self.redis, pool_name, self.view.overrides())
         if now >= self.next_beat:
-            self.read_details()
+            self.workers.read(self.view)
             self.write_record()
             self.next_beat = time.monotonic() + self.heartbeat
         elif self.flush_at is not None and now >= self.flush_at:
@@ -225,123 +190,27 @@ class ControlChild:
         if due is None or now < due or self.redis is None:
             return
         assert self.autoscaler is not None
-        uss = {pid: details.uss for pid, details in self.details.items()}
+        uss = {pid: details.uss for pid, details in self.workers.by_pid.items()}
         for message in self.autoscaler.run(self.view, self.worker_connection, self.redis, uss.get):
             self._to_master(message)
 
-    def _load_overrides(self) -> None:
-        assert self.redis is not None
-        stored = self.redis.hgetall(wire.overrides_key(str(self.view.pool["name"])))
-        overrides = {}
-        for key, value in stored.items():
-            try:
-                item = json.loads(value)
-                overrides[wire.text(key)] = {"count": int(item["count"]), "configured": int(item["configured"])}
-            except (ValueError, KeyError, TypeError):
-                log.warning("control: ignoring a malformed stored override for %r", key[:80])
-        self._to_master({"t": "overrides", "overrides": overrides})
-        self.loaded = True
-        self.persisted = overrides
-
-    def _persist_overrides(self) -> None:
-        """Store what changed in the master's overrides (retried after an outage).
-
-        Field by field, so pools sharing a name (a hot swap) do not erase each other's lists.
-        """
-        assert self.redis is not None
-        current = self.view.overrides()
-        previous = self.persisted or {}
-        if current == previous and self.persisted is not None:
-            return
-        key = wire.overrides_key(str(self.view.pool["name"]))
-        pipe = self.redis.pipeline(transaction=True)
-        for name, item in current.items():
-            if previous.get(name) != item:
-                pipe.hset(key, name, json.dumps(item))
-        gone = [name for name in previous if name not in current]
-        if gone:
-            pipe.hdel(key, *gone)
-        pipe.execute()
-        self.persisted = current
-
     def write_record(self) -> None:
         assert self.redis is not None
-        document = self.view.document(self.details, time.time())
+        document = self.view.document(self.workers.by_pid, time.time())
         ttl = max(1, round(self.heartbeat * 3))
         script = self.redis.register_script(WRITE_RECORD)
-        script(keys=[wire.record_key(self.pool_id), wire.POOLS], args=[json.dumps(document), ttl, self.pool_id])
+        pool_id = self.view.pool_id
+        script(keys=[wire.record_key(pool_id), wire.POOLS], args=[json.dumps(document), ttl, pool_id])
         self.flush_at = None
 
-    def read_details(self, pids: list[int] | None = None) -> None:
-        """rq's state, current job and job counts (one script per Redis), and USS from /proc."""
-        by_list: dict[str, list[int]] = {}
-        for pid, worker in self.view.workers.items():
-            if pids is None or pid in pids:
-                by_list.setdefault(worker["list"], []).append(pid)
-        by_connection: dict[int, tuple[redis.Redis, list[int]]] = {}
-        for key, members in by_list.items():
-            connection = self.worker_connection(key.split(",")[0])
-            by_connection.setdefault(id(connection), (connection, []))[1].extend(members)
-        for connection, members in by_connection.values():
-            script = connection.register_script(READ_WORKERS)
-            rows = script(keys=[f"rq:worker:{self.view.workers[pid]['name']}" for pid in members])
-            for pid, (state, job, done, failed) in zip(members, rows, strict=True):
-                uss = self.details[pid].uss if pid in self.details else None
-                self.details[pid] = Details(_text(state), _text(job), int(done or 0) + int(failed or 0), uss)
-        if pids is not None:
-            return
-        now = time.monotonic()
-        if now >= self.next_uss or any(d.uss is None for d in self.details.values()):
-            self.next_uss = now + USS_EVERY
-            for pid, details in self.details.items():
-                details.uss = _uss(pid)
-        for pid in list(self.details):
-            if pid not in self.view.workers:
-                del self.details[pid]
-
-    # -- commands ------------------------------------------------------------------------
-
     def read_commands(self) -> None:
-        while self.pubsub is not None:
-            message = self.pubsub.get_message(timeout=0)
-            if message is None:
-                return
-            if message.get("type") != "message":
-                continue
-            self.command(message["data"])
-
-    def command(self, raw: Any) -> None:
-        try:
-            parsed = wire.parse_command(raw)
-        except CommandError as exc:
-            self.view.commands["refused"] += 1
-            log.warning("control: refused a message on %s: %s", wire.channel(self.pool_id), exc)
-            if exc.reply_to:
-                self._reply(exc.reply_to, exc.command_id or "", False, f"refused: {exc}", {})
+        if self.commands.read(self.pubsub):
             self.flush_at = time.monotonic()
-            return
-        args = dict(parsed.args)
-        if parsed.command == "scale":
-            args["prefer"] = self._idle_pids(args["list"])
-        log.info("control: command %s %s from Redis", parsed.command, _shown_args(args))
-        if self._to_master({"t": "command", "id": parsed.id, "command": parsed.command, "args": args}):
-            self.pending[parsed.id] = parsed.reply_to
-        else:
-            self._reply(parsed.reply_to, parsed.id, False, "refused: the master is not reading its control pipe", {})
-
-    def _idle_pids(self, key: str) -> list[int]:
-        """This list's idle workers (read now), so a scale-down retires them first."""
-        pids = [pid for pid, worker in self.view.workers.items() if worker["list"] == key]
-        if pids:
-            self.read_details(pids)
-        return [pid for pid in pids if self.details.get(pid, Details()).state == "idle"]
 
     def _to_master(self, message: dict[str, Any]) -> bool:
         try:
             self.sock.send(encode(message))
-        except (BlockingIOError, InterruptedError):
-            return False
-        except OSError:
+        except OSError:  # a full pipe (BlockingIOError) included: the master is not reading
             return False
         return True
 
@@ -354,23 +223,12 @@ class ControlChild:
         try:
             if self.redis is None:
                 self.redis = self.connect()
-            self.redis_work_outbox()
-            self.redis.delete(wire.record_key(self.pool_id))
-            self.redis.srem(wire.POOLS, self.pool_id)
-            log.info("control: pool %s removed from the registry", self.pool_id)
+            self.commands.deliver(self.redis)
+            self.redis.delete(wire.record_key(self.view.pool_id))
+            self.redis.srem(wire.POOLS, self.view.pool_id)
+            log.info("control: pool %s removed from the registry", self.view.pool_id)
         except REDIS_ERRORS as exc:
             log.warning("control: could not remove the record (%s); it expires by itself", redact_text(str(exc)))
-
-    def redis_work_outbox(self) -> None:
-        assert self.redis is not None
-        for reply_to, data in self.outbox:
-            self.redis.rpush(reply_to, data)
-            self.redis.expire(reply_to, wire.REPLY_TTL)
-        self.outbox.clear()
-
-
-def _shown_args(args: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in args.items() if k != "prefer")
 
 
 def run_control_child(sock: socket.socket, heartbeat: float, max_memory: int | None = None) -> int:

@@ -80,6 +80,10 @@ class PoolView:
         elif kind == "reply":
             self.commands["applied" if message.get("ok") else "refused"] += 1
 
+    @property
+    def pool_id(self) -> str:
+        return str(self.pool.get("id", ""))
+
     def list_options(self, key: str) -> dict[str, Any]:
         return next((item for item in self.lists if item["key"] == key), {})
 
