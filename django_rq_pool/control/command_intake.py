@@ -18,7 +18,7 @@ from django_rq_pool.control.commands import CommandError
 from django_rq_pool.control.state import PoolView
 from django_rq_pool.control.worker_details import WorkerDetails
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("django_rq_pool.control.child")  # one logger for the control child
 
 
 def _shown_args(args: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ import redis
 
 from django_rq_pool.control import wire
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("django_rq_pool.control.child")  # one logger for the control child
 
 
 class StoredOverrides:

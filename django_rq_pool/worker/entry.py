@@ -25,7 +25,7 @@ from django_rq_pool.hooks import WorkerContext, run_hooks
 from django_rq_pool.worker.dequeue import ClaimingWorkerMixin
 from django_rq_pool.worker.mixin import PoolWorkerMixin
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("django_rq_pool.worker.mixin")  # the name users configure; kept across the split
 
 
 def build_worker(context: WorkerContext, options: PoolOptions) -> Any:
