@@ -19,23 +19,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django_rq_pool.common.child import MASTER_SIGNALS
-from django_rq_pool.common.exit_codes import EXIT_ERROR, EXIT_GAVE_UP, EXIT_OK, WORKER_HOOK_FAILED
+from django_rq_pool.common.exit_codes import EXIT_ERROR, EXIT_GAVE_UP, EXIT_OK
 from django_rq_pool.common.linux import become_subreaper
-from django_rq_pool.common.listening_pipe import announced
 from django_rq_pool.config.options import PoolOptions
 from django_rq_pool.config.plan import PoolPlan
 from django_rq_pool.master.backoff import Backoff
 from django_rq_pool.master.control_link import ControlLink
-from django_rq_pool.master.forking import Forker, describe_status, is_abnormal, send
+from django_rq_pool.master.forking import Forker, describe_status, send
 from django_rq_pool.master.handlers import SignalHandlers
 from django_rq_pool.master.janitors import EXIT_WAIT, Janitors
 from django_rq_pool.master.orphans import Orphans
+from django_rq_pool.master.readiness import ListeningPipe
 from django_rq_pool.master.reporting import Reporter
 from django_rq_pool.master.roster import Roster, WorkerRecord
 from django_rq_pool.master.spawner import Spawner, WorkerStart
 from django_rq_pool.master.stopping import PoolExit, Stopper
 from django_rq_pool.master.stuck_check import StuckCheck
 from django_rq_pool.master.wakeups import Wakeups
+from django_rq_pool.master.worker_exits import WorkerExits
 
 __all__ = ["Arbiter", "PoolExit", "WorkerRecord"]
 
@@ -65,9 +66,9 @@ class Arbiter:
     def __post_init__(self) -> None:
         self.pid = os.getpid()
         self._state = "starting"
-        self._listening: tuple[int, int] = (-1, -1)  # workers write their pid here once they dequeue
+        self.listening = ListeningPipe(self.roster)  # workers write their pid here once they dequeue
         self.wakeups = Wakeups()
-        self.forker = Forker(self.pid, lambda: (*self.wakeups.master_fds(), self._listening[1]))
+        self.forker = Forker(self.pid, lambda: (*self.wakeups.master_fds(), self.listening.write_fd))
         self.backoff = Backoff(self.options, self.roster)
         self.spawner = Spawner(self.options, self.roster, self.backoff, self.forker, self._worker_start)
         self.janitors = Janitors(self.forker, self.options.app_name)
@@ -76,6 +77,7 @@ class Arbiter:
         self.stopper = Stopper(self.options, self.roster, self.signal_workers, self.reporter.notify)
         self.handlers = SignalHandlers(self)
         self.orphans = Orphans(self.pid, self.options.own_process_groups, self._known_children)
+        self.worker_exits = WorkerExits(self.options, self.orphans, self.janitors, self.spawner, self.backoff)
 
     # -- what others read ------------------------------------------------------------------
 
@@ -146,13 +148,11 @@ class Arbiter:
             return EXIT_ERROR
         finally:
             self.wakeups.close()
-            if self._listening[1] >= 0:
-                os.close(self._listening[1])
+            self.listening.close_write()
 
     def _install(self) -> None:
         self.wakeups.install(MASTER_SIGNALS)
-        self._listening = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.wakeups.add_reader(self._listening[0], self._workers_listening)
+        self.wakeups.add_reader(self.listening.open(), self.listening.read)
         if self.options.stuck_timeout > 0:
             self.stuck = StuckCheck(
                 self.options.stuck_timeout, self.roster, self.forker, self.wakeups, self.options.app_name
@@ -165,11 +165,7 @@ class Arbiter:
 
     def _worker_start(self) -> WorkerStart:
         """What a new worker closes (the master's pipes), the pipe it says "listening" on, and the pause."""
-        return WorkerStart(self.wakeups.master_fds(), self._listening[1], self.paused)
-
-    def _workers_listening(self) -> None:
-        for pid in announced(self._listening[0]):
-            self.roster.mark_listening(pid)
+        return WorkerStart(self.wakeups.master_fds(), self.listening.write_fd, self.paused)
 
     def _known_children(self) -> list[int]:
         known = [*self.workers, *self.janitors.pids()]
@@ -210,7 +206,9 @@ class Arbiter:
                 return
             record = self.roster.remove(pid)
             if record is not None:
-                self._worker_exited(record, status)
+                self.worker_exits.handle(record, status)
+                if self.control is not None:
+                    self.control.worker_exited(record, status)
             elif self.janitors.reaped(pid, status):
                 continue
             elif self.stuck is not None and pid == self.stuck.pid:
@@ -219,25 +217,6 @@ class Arbiter:
                 self.control.child_exited(status)
             else:
                 log.info("reaped process %d (not a worker: %s)", pid, describe_status(status))
-
-    def _worker_exited(self, record: WorkerRecord, status: int) -> None:
-        group = record.group
-        uptime = time.monotonic() - record.started
-        abnormal = is_abnormal(status)
-        level = logging.WARNING if abnormal and not record.stopping else logging.INFO
-        log.log(level, "worker %d [%s] %s after %.1fs", record.pid, group.name, describe_status(status), uptime)
-        if self.control is not None:
-            self.control.worker_exited(record, status)
-        if abnormal:
-            self.orphans.kill_left_by(record)
-            if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == WORKER_HOOK_FAILED):
-                self.janitors.need(record, status)  # a worker whose hook failed never took a job
-        if record.lineage is not None:
-            record.lineage.close()
-        if self.options.burst and not abnormal:
-            self.spawner.finished_slots.add((group.identity, record.context.index))
-        if abnormal and not record.stopping and uptime < self.options.min_uptime:
-            self.backoff.record_failure(group, f"worker {describe_status(status)} {uptime:.1f}s after start")
 
     def maintain_workers(self) -> None:
         """Bring the lists that changed since the last pass (or whose backoff ended) to their counts."""

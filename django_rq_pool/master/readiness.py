@@ -10,8 +10,12 @@ master sleeps on when it starts to dequeue (:mod:`django_rq_pool.common.listenin
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
+
+from django_rq_pool.common.listening_pipe import announced
+from django_rq_pool.master.roster import Roster
 
 log = logging.getLogger(__name__)
 
@@ -34,3 +38,25 @@ class ListeningGate:
         log.info("all %d workers are listening", arbiter.roster.listening)
         for listener in self.listeners:
             listener(arbiter)
+
+
+class ListeningPipe:
+    """The master's ends of the pipe its workers say "listening" on (common/listening_pipe.py)."""
+
+    def __init__(self, roster: Roster):
+        self.roster = roster
+        self.read_fd, self.write_fd = -1, -1  # every worker inherits write_fd
+
+    def open(self) -> int:
+        """Open the pipe; returns the end the master sleeps on."""
+        self.read_fd, self.write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        return self.read_fd
+
+    def read(self) -> None:
+        """Count the workers that said they listen since the last read."""
+        for pid in announced(self.read_fd):
+            self.roster.mark_listening(pid)
+
+    def close_write(self) -> None:
+        if self.write_fd >= 0:
+            os.close(self.write_fd)
