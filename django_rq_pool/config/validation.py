@@ -11,8 +11,9 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.worker import BaseWorker
 
-from django_rq_pool.config.loader import ConfigError, parse_memory
+from django_rq_pool.config.errors import ConfigError
 from django_rq_pool.config.plan import DEFAULT_MAX_WORKERS, PoolPlan
+from django_rq_pool.config.queue_lists import parse_memory
 from django_rq_pool.config.redact import describe_connection
 
 CLASS_KINDS: dict[str, type] = {"worker_class": BaseWorker, "job_class": Job, "queue_class": Queue}

@@ -6,16 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from django_rq_pool.config.loader import (
-    ConfigError,
-    choose_environment,
-    find_source,
-    parse_config,
-    parse_yaml,
-    read_file,
-)
+from django_rq_pool.config.errors import ConfigError
+from django_rq_pool.config.loader import choose_environment, find_source, parse_config
 from django_rq_pool.config.plan import WorkerOptions
 from django_rq_pool.config.validation import validate_plan
+from django_rq_pool.config.yaml_file import parse_yaml, read_file
 
 SEED = 'foo: 1\nbar: 2\n"foo,bar,baz": 4\n'
 

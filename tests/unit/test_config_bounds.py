@@ -6,9 +6,11 @@ import pytest
 from django.test.utils import override_settings
 
 from django_rq_pool.config.env_counts import apply_counts, parse_counts
-from django_rq_pool.config.loader import ConfigError, parse_config, parse_yaml
+from django_rq_pool.config.errors import ConfigError
+from django_rq_pool.config.loader import parse_config
 from django_rq_pool.config.plan import Autoscale, WorkerOptions
 from django_rq_pool.config.validation import max_memory_option, max_workers_setting, validate_plan
+from django_rq_pool.config.yaml_file import parse_yaml
 
 
 def plan_of(text: str, environment: str | None = None, cap: int = 64):

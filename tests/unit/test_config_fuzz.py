@@ -16,9 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from django_rq_pool.config.bounds import MAX_DELAY
-from django_rq_pool.config.loader import MAX_FILE_BYTES, ConfigError, parse_config, parse_yaml, read_file
+from django_rq_pool.config.errors import ConfigError
+from django_rq_pool.config.loader import parse_config
 from django_rq_pool.config.plan import PoolPlan
 from django_rq_pool.config.validation import resolve_class, validate_plan
+from django_rq_pool.config.yaml_file import MAX_FILE_BYTES, parse_yaml, read_file
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 YAML_PIECES = [

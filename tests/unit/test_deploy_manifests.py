@@ -12,7 +12,9 @@ import pytest
 import yaml
 from django.core.management import CommandError
 
-from django_rq_pool.config.loader import parse_config, parse_memory, parse_yaml
+from django_rq_pool.config.loader import parse_config
+from django_rq_pool.config.queue_lists import parse_memory
+from django_rq_pool.config.yaml_file import parse_yaml
 from django_rq_pool.management.commands.rqpool import Command
 
 ROOT = Path(__file__).resolve().parents[2]
