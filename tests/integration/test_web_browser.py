@@ -40,7 +40,7 @@ ARGS = [
 if not Path(CHROMIUM).exists() and not IN_CI:
     pytest.skip(f"browser tests skipped: no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright  # noqa: E402
 
 SCREENSHOT = ROOT / "docs" / "web-page.png"
 JOB_LINK = re.compile(r"/admin/django_rq/dashboard/queues/\d+/[0-9a-f-]+/$")
@@ -105,6 +105,24 @@ def running_pool(pool_factory: Callable[..., Pool], client: redis.Redis, config:
     return pool
 
 
+def pool_on_page(
+    site: LiveSite, page: Page, pool_factory: Callable[..., Pool], client: redis.Redis, config: str, workers: int
+) -> tuple[Pool, str, Locator]:
+    """A running pool, its id in the registry, and its section of the pools page, freshly opened."""
+    pool = running_pool(pool_factory, client, config, workers)
+    pool_id = record(client, pool)["id"]
+    page.goto(site.url(PAGE))
+    return pool, pool_id, section(page, pool_id)
+
+
+def confirmation(page: Page, box: Locator, button: str, question: str) -> Locator:
+    """Click a button that asks first; return the box that asks, once it shows ``question``."""
+    page.get_by_role("button", name=button).click()
+    confirm = box.locator(".rqpool-confirm")
+    expect(confirm).to_contain_text(question)
+    return confirm
+
+
 def registered(client: redis.Redis, pool: Pool, workers: int) -> bool:
     """The pool's record is published and counts ``workers`` running workers."""
     found = record(client, pool)
@@ -154,10 +172,7 @@ def test_log_in_and_see_the_pools_at_any_width_and_in_dark_mode(
 def test_plus_adds_a_real_worker_within_3_seconds(
     site: LiveSite, admin_page: Page, pool_factory, redis_client: redis.Redis
 ) -> None:
-    pool = running_pool(pool_factory, redis_client, "foo: 1\n", 1)
-    pool_id = record(redis_client, pool)["id"]
-    admin_page.goto(site.url(PAGE))
-    box = section(admin_page, pool_id)
+    pool, pool_id, box = pool_on_page(site, admin_page, pool_factory, redis_client, "foo: 1\n", 1)
     foo = box.locator('tr[data-list="foo"]')
     expect(foo.locator(".rqpool-running")).to_have_text("1")
     start = time.monotonic()
@@ -187,10 +202,8 @@ def test_minus_retires_a_busy_worker_only_after_its_job(
 
 
 def test_number_field_sets_the_count(site: LiveSite, admin_page: Page, pool_factory, redis_client) -> None:
-    pool = running_pool(pool_factory, redis_client, "foo: 1\n", 1)
-    pool_id = record(redis_client, pool)["id"]
-    admin_page.goto(site.url(PAGE))
-    foo = section(admin_page, pool_id).locator('tr[data-list="foo"]')
+    pool, pool_id, box = pool_on_page(site, admin_page, pool_factory, redis_client, "foo: 1\n", 1)
+    foo = box.locator('tr[data-list="foo"]')
     admin_page.get_by_role("spinbutton", name="Number of workers for foo", exact=True).fill("3")
     admin_page.get_by_role("button", name="Set the number of workers for foo", exact=True).click()
     expect(foo.locator(".rqpool-running")).to_have_text("3", timeout=5000)
@@ -203,10 +216,8 @@ def test_number_field_sets_the_count(site: LiveSite, admin_page: Page, pool_fact
 
 
 def test_reset_drops_the_override(site: LiveSite, admin_page: Page, pool_factory, redis_client) -> None:
-    pool = running_pool(pool_factory, redis_client, "foo: 1\n", 1)
-    pool_id = record(redis_client, pool)["id"]
-    admin_page.goto(site.url(PAGE))
-    foo = section(admin_page, pool_id).locator('tr[data-list="foo"]')
+    pool, _, box = pool_on_page(site, admin_page, pool_factory, redis_client, "foo: 1\n", 1)
+    foo = box.locator('tr[data-list="foo"]')
     reset = admin_page.get_by_role("button", name="Reset foo to its configured count")
     expect(reset).to_have_count(0)
     admin_page.get_by_role("button", name="Add a worker to foo", exact=True).click()
@@ -221,10 +232,7 @@ def test_reset_drops_the_override(site: LiveSite, admin_page: Page, pool_factory
 def test_pause_keeps_jobs_queued_and_resume_runs_them(
     site: LiveSite, admin_page: Page, pool_factory, redis_client: redis.Redis
 ) -> None:
-    pool = running_pool(pool_factory, redis_client, "foo: 1\n", 1)
-    pool_id = record(redis_client, pool)["id"]
-    admin_page.goto(site.url(PAGE))
-    box = section(admin_page, pool_id)
+    _, pool_id, box = pool_on_page(site, admin_page, pool_factory, redis_client, "foo: 1\n", 1)
     admin_page.get_by_role("button", name=f"Pause {pool_id}").click()
     expect(box.locator(".rqpool-state")).to_have_text("paused", timeout=5000)
     job = Queue("foo", connection=redis_client).enqueue("testapp.jobs.record", "paused")
@@ -240,13 +248,8 @@ def test_pause_keeps_jobs_queued_and_resume_runs_them(
 def test_quit_asks_for_confirmation_then_the_pool_stops_and_shows_gone(
     site: LiveSite, admin_page: Page, pool_factory, redis_client
 ) -> None:
-    pool = running_pool(pool_factory, redis_client, "foo: 1\n", 1)
-    pool_id = record(redis_client, pool)["id"]
-    admin_page.goto(site.url(PAGE))
-    box = section(admin_page, pool_id)
-    admin_page.get_by_role("button", name=f"Quit {pool_id}").click()
-    confirm = box.locator(".rqpool-confirm")
-    expect(confirm).to_contain_text(f"Quit {pool_id}?")
+    pool, pool_id, box = pool_on_page(site, admin_page, pool_factory, redis_client, "foo: 1\n", 1)
+    confirm = confirmation(admin_page, box, f"Quit {pool_id}", f"Quit {pool_id}?")
     assert pool.process.poll() is None
     confirm.get_by_role("button", name="Yes, quit").click()
     assert pool.wait_exit() == 0
@@ -257,13 +260,8 @@ def test_quit_asks_for_confirmation_then_the_pool_stops_and_shows_gone(
 def test_stop_workers_asks_for_confirmation_then_the_master_stays_without_workers(
     site: LiveSite, admin_page: Page, pool_factory, redis_client
 ) -> None:
-    pool = running_pool(pool_factory, redis_client, "foo: 2\n", 2)
-    pool_id = record(redis_client, pool)["id"]
-    admin_page.goto(site.url(PAGE))
-    box = section(admin_page, pool_id)
-    admin_page.get_by_role("button", name=f"Stop the workers of {pool_id}").click()
-    confirm = box.locator(".rqpool-confirm")
-    expect(confirm).to_contain_text(f"Stop every worker of {pool_id}?")
+    pool, pool_id, box = pool_on_page(site, admin_page, pool_factory, redis_client, "foo: 2\n", 2)
+    confirm = confirmation(admin_page, box, f"Stop the workers of {pool_id}", f"Stop every worker of {pool_id}?")
     assert len(pool.worker_processes()) == 2
     confirm.get_by_role("button", name="Yes, stop the workers").click()
     expect(box.locator(".rqpool-controls .rqpool-answer")).to_contain_text(f"stop-workers: {pool_id}: applied")
@@ -273,10 +271,7 @@ def test_stop_workers_asks_for_confirmation_then_the_master_stays_without_worker
 
 
 def test_a_pool_killed_with_sigkill_is_shown_gone(site: LiveSite, admin_page: Page, pool_factory, redis_client) -> None:
-    pool = running_pool(pool_factory, redis_client, "foo: 1\n", 1)
-    pool_id = record(redis_client, pool)["id"]
-    admin_page.goto(site.url(PAGE))
-    box = section(admin_page, pool_id)
+    pool, _, box = pool_on_page(site, admin_page, pool_factory, redis_client, "foo: 1\n", 1)
     expect(box.locator(".rqpool-state")).to_have_text("running")
     os.kill(pool.pid, signal.SIGKILL)
     expect(box.locator(".rqpool-state")).to_have_text("gone", timeout=15000)
