@@ -39,7 +39,7 @@ class WorkerRecord:
 
 
 class RosterObserver(Protocol):
-    """Told of each worker event, one call each (the control plane's link)."""
+    """Told of each worker event, one call each (the control plane's feed to its child)."""
 
     def spawned(self, record: WorkerRecord) -> None: ...
     def retired(self, record: WorkerRecord) -> None: ...
@@ -58,7 +58,7 @@ class Roster:
         self._vacant: dict[Identity, set[int]] = {}
         self._counts: dict[Identity, int] = {}
         self._changed: set[Identity] = set()
-        self.observer: RosterObserver | None = None  # control_link.py
+        self.observer: RosterObserver | None = None  # control_feed.py
         self.prefer_retire: set[int] = set()  # pids to stop first when a list shrinks (idle ones)
 
     def plan(self, groups: Iterable[QueueGroup]) -> None:
