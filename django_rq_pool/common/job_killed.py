@@ -23,6 +23,7 @@ import time
 import traceback
 from typing import Any
 
+from django_rq_pool.common.child import run_logged
 from django_rq_pool.common.inherited_db import drop_inherited_db_connections
 from django_rq_pool.common.linux import signal_on_parent_death
 from django_rq_pool.common.titles import set_title
@@ -61,7 +62,7 @@ def report_killed_job(job: Any, reason: str, run_on_failure: bool = True) -> Non
     if pid == 0:
         status = 1
         try:
-            status = _in_child(job, reason, bool(has_callback))
+            status = run_logged(f"job {job.id}: the hooks' child", _in_child, job, reason, bool(has_callback))
         finally:
             os._exit(status)
     _wait(pid, timeout, job.id)

@@ -25,6 +25,7 @@ from typing import Any
 
 import redis
 
+from django_rq_pool.common.child import run_logged
 from django_rq_pool.config.redact import redact_text
 from django_rq_pool.control import wire
 from django_rq_pool.control.autoscale.loop import Autoscaler
@@ -232,7 +233,11 @@ class ControlChild:
 
 
 def run_control_child(sock: socket.socket, heartbeat: float, max_memory: int | None = None) -> int:
-    """The control child's body, in the forked process (Django is set up)."""
+    """The control child's body, in the forked process (Django is set up); an error is logged with its traceback."""
+    return run_logged("control child", _serve, sock, heartbeat, max_memory)
+
+
+def _serve(sock: socket.socket, heartbeat: float, max_memory: int | None) -> int:
     import django_rq
 
     from django_rq_pool.control.client import read_status, registry_connection, with_timeouts

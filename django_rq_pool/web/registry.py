@@ -8,6 +8,7 @@ from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 from redis import RedisError
 
+from django_rq_pool.compat import JOB_PAGE_URL_NAMES, django_rq_queue_indexes
 from django_rq_pool.control import client
 from django_rq_pool.web.page import JobLink, queues_of
 
@@ -40,21 +41,26 @@ def read_registry(with_backlog: bool = True) -> tuple[dict[str, Any], dict[str, 
 
 
 def job_link() -> JobLink:
-    """Links to django-rq's admin job page when its dashboard is mounted, else no links."""
-    try:
-        from django_rq.settings import get_queues_map
-
-        reverse("admin:django_rq_job_detail", args=[0, "probe"])
-    except (ImportError, NoReverseMatch):
+    """Links to django-rq's job page wherever its dashboard is mounted, else no links."""
+    url_name = next((name for name in JOB_PAGE_URL_NAMES if _reverses(name)), None)
+    if url_name is None:
         return lambda queue, job_id: None
-    indexes = get_queues_map()
+    indexes = django_rq_queue_indexes()
 
     def link(queue: str, job_id: str) -> str | None:
         if queue not in indexes:
             return None
         try:
-            return reverse("admin:django_rq_job_detail", args=[indexes[queue], job_id])
+            return reverse(url_name, args=[indexes[queue], job_id])
         except NoReverseMatch:
             return None
 
     return link
+
+
+def _reverses(url_name: str) -> bool:
+    try:
+        reverse(url_name, args=[0, "probe"])
+    except NoReverseMatch:
+        return False
+    return True

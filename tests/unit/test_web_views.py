@@ -7,16 +7,23 @@ covered by tests/unit/test_web_page.py (rendering) and tests/integration/test_we
 from __future__ import annotations
 
 import html
+import importlib
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.core.management import call_command
 from django.db import transaction
+from django.dispatch import receiver
 from django.test import Client, override_settings
+from django.test.signals import setting_changed
 from django.test.utils import setup_test_environment, teardown_test_environment
+from django.urls import resolve
+
+from django_rq_pool.web.registry import job_link
 
 from ..harness import RedisServer, free_port
 
@@ -28,6 +35,15 @@ API_STATUS = PAGE + "api/status.json"
 API_METRICS = PAGE + "api/metrics"
 TOKEN = "s3cret-token"
 APP = "django_rq_pool"
+
+
+@receiver(setting_changed)
+def django_rq_reads_rq_queues_again(*, setting: str, **kwargs: Any) -> None:
+    """Before 4.0 django-rq copies ``RQ_QUEUES`` once, at import; ``override_settings`` must reach the copy."""
+    import django_rq.settings
+
+    if setting == "RQ_QUEUES" and "QUEUES" in vars(django_rq.settings):
+        importlib.reload(django_rq.settings)
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +81,14 @@ def scale_post(**extra: str) -> dict[str, str]:
 def test_the_model_carries_view_and_change_permissions(site: None) -> None:
     permissions = Permission.objects.filter(content_type__app_label=APP)
     assert set(permissions.values_list("codename", flat=True)) == {"view_workerpool", "change_workerpool"}
+
+
+def test_current_jobs_link_to_django_rqs_job_page_where_the_site_mounts_it(site: None) -> None:
+    link = job_link()
+    found = resolve(link("baz", "job-1"))
+    assert found.func.__name__ == "job_detail"
+    assert found.kwargs == {"queue_index": 1, "job_id": "job-1"}  # bar, baz, default, foo
+    assert link("nope", "job-1") is None
 
 
 def test_anonymous_users_get_the_admin_login(site: None) -> None:
