@@ -14,3 +14,4 @@ EXIT_FORCED = 5  # a stop had to SIGKILL workers that ignored it
 # A worker
 WORKER_HOOK_FAILED = 3  # its after_prefork hook raised: it never took a job
 WORKER_BOOT_FAILED = 4
+WORKER_LEFT_A_JOB = 5  # rq's loop quit on an error with a dequeued job not yet run: the janitor puts it back

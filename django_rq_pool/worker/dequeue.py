@@ -17,6 +17,11 @@ A multi-queue worker of the pool claims instead:
 
 The job child takes the job out of the intermediate list in the transaction that marks it started,
 as rq does for a single queue; the janitor puts back a job a dead worker left there.
+
+A claim stays this worker's until it runs the job: if an error (a Redis outage, a lost reply) makes
+rq drop the dequeued job and dequeue again, the next dequeue returns the same claim instead of
+taking another job, and a worker that quits holding one exits non-zero so that the janitor puts it
+back (worker/entry.py).
 """
 
 from __future__ import annotations
@@ -51,6 +56,32 @@ return false
 """
 _claim_script = Script(None, _CLAIM.encode())  # type: ignore[arg-type]  # each call names its client
 
+# KEYS: the intermediate list. Idempotent: a push whose reply was lost and is sent again adds no copy.
+_PUSH_ONCE = """
+if not redis.call('lpos', KEYS[1], ARGV[1]) then
+    redis.call('rpush', KEYS[1], ARGV[1])
+end
+"""
+_push_once_script = Script(None, _PUSH_ONCE.encode())  # type: ignore[arg-type]
+
+
+class HeldClaim:
+    """The claim this process made and has not run yet: ``(queue key, job id, in its intermediate list)``.
+
+    One worker per process, so one slot. Set as soon as Redis hands a job over, cleared when the
+    worker starts executing it (or puts it back while paused).
+    """
+
+    claim: tuple[str, str, bool] | None = None
+
+    @classmethod
+    def job_id(cls) -> str | None:
+        return None if cls.claim is None else cls.claim[1]
+
+    @classmethod
+    def release(cls) -> None:
+        cls.claim = None
+
 
 def claim_first(connection: Redis, queues: Sequence[Queue]) -> tuple[Queue, str] | None:
     """Move the first job in dequeue order into its queue's intermediate list, atomically."""
@@ -73,10 +104,31 @@ def wait_and_claim(connection: Redis, queues: Sequence[Queue], timeout: int) -> 
     popped = connection.blpop(keys, timeout)
     if popped is None:
         raise DequeueTimeout(timeout, keys)
-    queue_key, job_id = as_text(popped[0]), popped[1]
+    queue_key, job_id = as_text(popped[0]), as_text(popped[1])
     queue = next(queue for queue in queues if queue.key == queue_key)
-    connection.rpush(queue.intermediate_queue_key, job_id)
-    return queue, as_text(job_id)
+    HeldClaim.claim = (queue.key, job_id, False)  # if the push fails, the next dequeue pushes it again
+    _push_once_script(keys=[queue.intermediate_queue_key], args=[job_id], client=connection)
+    HeldClaim.claim = (queue.key, job_id, True)
+    return queue, job_id
+
+
+def resume_claim(connection: Redis, queues: Sequence[Queue]) -> tuple[Queue, str] | None:
+    """The claim rq dropped on an error since this worker made it, if that job is still this worker's."""
+    if HeldClaim.claim is None:
+        return None
+    queue_key, job_id, in_list = HeldClaim.claim
+    queue = next((queue for queue in queues if queue.key == queue_key), None)
+    if queue is None:
+        HeldClaim.release()
+        return None
+    if not in_list:
+        _push_once_script(keys=[queue.intermediate_queue_key], args=[job_id], client=connection)
+        HeldClaim.claim = (queue_key, job_id, True)
+    elif connection.lpos(queue.intermediate_queue_key, job_id) is None:
+        HeldClaim.release()  # no longer in the list: it ran, or was put back, meanwhile
+        return None
+    log.warning("Resuming claim of job %s from %s, dropped on an error before it ran", job_id, queue.name)
+    return queue, job_id
 
 
 class ClaimingQueue(Queue):
@@ -96,16 +148,18 @@ class ClaimingQueue(Queue):
         queues = list(queues)
         job_cls = job_class if job_class is not None else cls.job_class
         while True:
-            claimed = claim_first(connection, queues)
+            claimed = resume_claim(connection, queues) or claim_first(connection, queues)
             if claimed is None:
                 if timeout is None:
                     return None
                 claimed = wait_and_claim(connection, queues, timeout)
             queue, job_id = claimed
+            HeldClaim.claim = (queue.key, job_id, True)
             try:
                 job = job_cls.fetch(job_id, connection=connection, serializer=serializer)
             except NoSuchJobError:
                 connection.lrem(queue.intermediate_queue_key, 1, job_id)  # rq skips a job that is gone
+                HeldClaim.release()
                 continue
             except Exception as exc:
                 exc.job_id = job_id  # type: ignore[attr-defined]  # as rq does, for its error report
@@ -154,6 +208,11 @@ class ClaimingWorkerMixin(WorkerBase):
                 type(self).__name__,
                 self.queue_class.__name__,
             )
+
+    def execute_job(self, job: Any, queue: Any) -> None:
+        """From here on the job is accounted for by its registration, or by the janitor if this fails."""
+        HeldClaim.release()
+        super().execute_job(job, queue)  # type: ignore[misc]
 
     def prepare_job_execution(self, job: Any, remove_from_intermediate_queue: bool = False) -> None:
         """In the job child: marking the job started removes it from its intermediate list, atomically."""

@@ -13,7 +13,7 @@ import traceback
 from typing import Any, NoReturn
 
 from django_rq_pool.common.child import enter_child
-from django_rq_pool.common.exit_codes import WORKER_BOOT_FAILED, WORKER_HOOK_FAILED
+from django_rq_pool.common.exit_codes import WORKER_BOOT_FAILED, WORKER_HOOK_FAILED, WORKER_LEFT_A_JOB
 from django_rq_pool.common.heartbeat_rule import worker_heartbeat_kwargs
 from django_rq_pool.common.inherited_db import drop_inherited_db_connections
 from django_rq_pool.common.lineage import Lineage
@@ -22,7 +22,7 @@ from django_rq_pool.common.titles import forks_become, set_title, titled
 from django_rq_pool.compat import WORKER_SHIMS
 from django_rq_pool.config.options import PoolOptions
 from django_rq_pool.hooks import WorkerContext, run_hooks
-from django_rq_pool.worker.dequeue import ClaimingWorkerMixin
+from django_rq_pool.worker.dequeue import ClaimingWorkerMixin, HeldClaim
 from django_rq_pool.worker.mixin import PoolWorkerMixin
 
 log = logging.getLogger("django_rq_pool.worker.mixin")  # the name users configure; kept across the split
@@ -97,6 +97,11 @@ def run_worker(
             with_scheduler=group_options.with_scheduler,
             dequeue_strategy=group_options.dequeue_strategy,
         )
+        left = worker._pool_job_in_hand or HeldClaim.job_id()
+        if left is not None:
+            # rq's loop logs an unexpected error and returns as if done: a clean exit would get no janitor.
+            log.error("worker %d quit on an error before running job %s; the janitor puts it back", os.getpid(), left)
+            status = WORKER_LEFT_A_JOB
     except SystemExit as exc:
         status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:

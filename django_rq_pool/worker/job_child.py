@@ -113,6 +113,7 @@ class JobChildMixin(PoolWorkerState):
 
     def execute_job(self, job: Any, queue: Any) -> None:
         super().execute_job(job, queue)
+        self._pool_job_in_hand = None  # executed: finished or failed, whatever became of it
         self._pool_record_lineage(0)
         self._pool_kill_pending = False  # a USR1 that came after the job child was reaped is void
         if self.pool_memory_limit:

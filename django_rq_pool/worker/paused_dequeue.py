@@ -15,6 +15,7 @@ from rq.exceptions import StopRequested
 from rq.worker import WorkerStatus
 
 from django_rq_pool.common.listening_pipe import announce
+from django_rq_pool.worker.dequeue import HeldClaim
 from django_rq_pool.worker.state import PoolWorkerState
 from django_rq_pool.worker.unblock import is_unblock_error
 
@@ -78,11 +79,14 @@ class PausedDequeueMixin(PoolWorkerState):
                 if timeout is None or (max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time):
                     return None  # burst: the queues are empty; or idle for max_idle_time
                 continue  # only a slice ended: check the stop flag, wait again
+            job, queue = result
+            self._pool_job_in_hand = job.id
             if not self._pool_paused:
                 return result
-            job, queue = result
             with self.connection.pipeline() as pipe:
                 pipe.lrem(queue.intermediate_queue_key, 1, job.id)
                 pipe.lpush(queue.key, job.id)
                 pipe.execute()
+            self._pool_job_in_hand = None
+            HeldClaim.release()
             self.log.info("Worker %s: paused; job %s put back at the head of %s", self.name, job.id, queue.name)

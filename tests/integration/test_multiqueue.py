@@ -62,6 +62,40 @@ def test_multi_queue_worker_killed_on_its_way_to_the_job_loses_nothing(point, po
     assert_nothing_left(pool, redis_client)
 
 
+@pytest.mark.parametrize(
+    ("lists", "point"),
+    [('"high,low": 1', "fetch"), ('"high,low": 1', "register"), ("high: 1\nlow: 1", "register")],
+    ids=["multi-fetch", "multi-register", "single-register"],
+)
+def test_a_redis_error_between_dequeue_and_registration_loses_nothing(
+    lists, point, pool_factory, redis_client, tmp_path
+):
+    """A connection error after Redis handed a job over: rq dequeues again (fetch) or its loop quits (register).
+
+    The claim stays the worker's and runs at its next dequeue; a worker whose loop quit holding a job
+    exits 5, so the janitor puts the job back; no job waits for rq's maintenance.
+    """
+    marker = tmp_path / point
+    pool = pool_factory(lists + "\n", ARGS, env={"TEST_DEQUEUE_FAIL": f"{point}:{tmp_path}"}).start()
+    pool.wait_workers(lists.count(":"))
+    queues = [Queue(name, connection=redis_client) for name in ("high", "low")]
+    jobs = [q.enqueue("testapp.jobs.record", f"{q.name}-{n}", result_ttl=600) for n in range(3) for q in queues]
+    wait_for(marker.exists, 30, f"a worker to reach {point!r}")
+    failed_job = wait_for(lambda: marker.read_text().split()[1:] or None, 5, "the marker's content")[0]
+    try:
+        wait_for(lambda: all(job.get_status(refresh=True) == "finished" for job in jobs), 40, "every job to finish")
+    except AssertionError:
+        states = {job.id: job.get_status(refresh=True) for job in jobs}
+        raise AssertionError(f"{point} failed for {failed_job}: {states}; log:\n{pool.log()[-3000:]}") from None
+    runs = Counter(record["job"] for record in done_records(redis_client))
+    assert all(runs[job.id] == 1 for job in jobs), runs
+    if point == "register":
+        assert f"before running job {failed_job}; the janitor puts it back" in pool.log()
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit(30) == 0
+    assert_nothing_left(pool, redis_client)
+
+
 def test_a_paused_multi_queue_worker_leaves_a_new_job_in_its_queue(pool_factory, redis_client):
     """USR2 while the worker waits: a job that then arrives stays in its queue, none in an intermediate list."""
     pool = pool_factory('"high,low": 1\n', ARGS).start()

@@ -14,7 +14,7 @@ from rq.job import Job
 from rq.worker import SimpleWorker, SpawnWorker, Worker
 from testapp.queues import OwnDequeueQueue
 
-from django_rq_pool.worker.dequeue import ClaimingQueue, ClaimingWorkerMixin, claiming_queue_class
+from django_rq_pool.worker.dequeue import ClaimingQueue, ClaimingWorkerMixin, HeldClaim, claiming_queue_class
 
 from ..harness import done_records, wait_for
 
@@ -24,8 +24,56 @@ def queues(redis_client: redis.Redis) -> dict[str, Queue]:
     return {name: Queue(name, connection=redis_client) for name in ("high", "low")}
 
 
+@pytest.fixture(autouse=True)
+def no_held_claim() -> None:
+    HeldClaim.release()  # one slot per process: a claim left by an earlier test is not this test's
+
+
 def dequeue(client: redis.Redis, order: list[Queue], timeout: int | None = None) -> tuple[Job, Queue] | None:
-    return ClaimingQueue.dequeue_any(order, timeout, connection=client)
+    """The claim, then the worker takes the job (as its execute_job does), so the next call claims anew."""
+    found = ClaimingQueue.dequeue_any(order, timeout, connection=client)
+    HeldClaim.release()
+    return found
+
+
+def test_a_claim_dropped_on_an_error_is_returned_again_not_another(redis_client, queues, monkeypatch):
+    """rq dequeues again after a connection error: the worker gets the claim it already holds."""
+    first = queues["high"].enqueue("testapp.jobs.record", "first")
+    second = queues["high"].enqueue("testapp.jobs.record", "second")
+    fetch = Job.fetch.__func__
+
+    def fetch_once_failing(cls, job_id, *args, **kwargs):
+        monkeypatch.setattr(Job, "fetch", classmethod(fetch))
+        raise redis.ConnectionError("lost")
+
+    monkeypatch.setattr(Job, "fetch", classmethod(fetch_once_failing))
+    order = [queues["high"], queues["low"]]
+    with pytest.raises(redis.ConnectionError):
+        ClaimingQueue.dequeue_any(order, None, connection=redis_client)
+    job, queue = ClaimingQueue.dequeue_any(order, None, connection=redis_client)
+    assert (job.id, queue.name) == (first.id, "high")
+    assert redis_client.lrange("rq:queue:high:intermediate", 0, -1) == [first.id.encode()]
+    assert queues["high"].job_ids == [second.id]
+
+
+def test_a_popped_job_whose_push_failed_is_pushed_once_at_the_next_dequeue(redis_client, queues):
+    job_id = queues["low"].enqueue("testapp.jobs.record", "popped").id
+    redis_client.lpop("rq:queue:low")
+    HeldClaim.claim = ("rq:queue:low", job_id, False)  # the BLPOP returned it, the push did not land
+    job, queue = ClaimingQueue.dequeue_any([queues["high"], queues["low"]], None, connection=redis_client)
+    assert (job.id, queue.name) == (job_id, "low")
+    HeldClaim.claim = ("rq:queue:low", job_id, False)  # the push landed but its reply was lost
+    ClaimingQueue.dequeue_any([queues["high"], queues["low"]], None, connection=redis_client)
+    assert redis_client.lrange("rq:queue:low:intermediate", 0, -1) == [job_id.encode()]
+
+
+def test_a_held_claim_that_left_the_list_is_not_resumed(redis_client, queues):
+    job_id = queues["high"].enqueue("testapp.jobs.record", "put back").id
+    HeldClaim.claim = ("rq:queue:high", job_id, True)  # a janitor put it back: in the queue, not the list
+    job, _ = dequeue(redis_client, [queues["high"], queues["low"]])
+    assert job.id == job_id
+    assert queues["high"].count == 0  # claimed anew from its queue, not resumed
+    assert redis_client.lrange("rq:queue:high:intermediate", 0, -1) == [job_id.encode()]
 
 
 def test_claim_takes_the_first_queue_in_order_into_its_intermediate_list(redis_client, queues):

@@ -28,6 +28,10 @@ class TestAppConfig(AppConfig):
             from .faults import install_dequeue_kill
 
             install_dequeue_kill(os.environ["TEST_DEQUEUE_KILL"])
+        if os.environ.get("TEST_DEQUEUE_FAIL"):
+            from .faults import install_dequeue_fail
+
+            install_dequeue_fail(os.environ["TEST_DEQUEUE_FAIL"])
         if os.environ.get("TEST_JANITOR_FAULT"):
             from .faults import break_janitors
 

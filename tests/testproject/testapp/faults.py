@@ -8,6 +8,10 @@
   (the queues were empty: the blocking wait returned it), ``dequeued`` (fetched, before registration),
   ``registered`` (before the fork), ``job-child`` (in the job child before it marks the job started:
   the worker and its job child are both killed).
+* ``$TEST_DEQUEUE_FAIL`` is ``POINT:DIRECTORY``: the first worker to reach POINT writes ``DIRECTORY/POINT``
+  (pid and job id) and gets a ``redis.ConnectionError`` there, once, as in a Redis outage: ``fetch``
+  (the job's fetch right after a multi-queue claim: rq dequeues again) or ``register`` (before the
+  worker registers the job: rq's loop quits).
 """
 
 from __future__ import annotations
@@ -95,6 +99,40 @@ def _kill_around_prepare_execution(owner: type, point: str, directory: str) -> N
         return execution
 
     owner.prepare_execution = prepare_execution  # type: ignore[attr-defined]
+
+
+def install_dequeue_fail(spec: str) -> None:
+    import redis
+    from rq.job import Job
+
+    point, directory = spec.split(":", 1)
+    if point == "fetch":
+        from django_rq_pool.worker.dequeue import HeldClaim
+
+        fetch = Job.fetch.__func__  # type: ignore[attr-defined]
+
+        def fetch_failing(cls: type, job_id: str, *args: Any, **kwargs: Any) -> Any:
+            if HeldClaim.job_id() == job_id and _first_to_reach(directory, point, job_id):
+                raise redis.ConnectionError("injected: connection lost while fetching a claimed job")
+            return fetch(cls, job_id, *args, **kwargs)
+
+        Job.fetch = classmethod(fetch_failing)  # type: ignore[method-assign, assignment]
+        return
+    if point != "register":
+        raise ValueError(f"TEST_DEQUEUE_FAIL: unknown point {point!r}")
+    from rq.worker import BaseWorker
+
+    from django_rq_pool.compat import WORKER_SHIMS
+
+    for owner in (BaseWorker, *WORKER_SHIMS):
+        prepare = owner.prepare_execution  # type: ignore[attr-defined]
+
+        def prepare_failing(self: Any, job: Any, prepare: Callable[..., Any] = prepare) -> Any:
+            if _first_to_reach(directory, point, job.id):
+                raise redis.ConnectionError("injected: connection lost while registering the job")
+            return prepare(self, job)
+
+        owner.prepare_execution = prepare_failing  # type: ignore[attr-defined]
 
 
 def break_janitors() -> None:
