@@ -34,6 +34,8 @@ from typing import Any
 import rq.worker
 from redis import Redis
 from redis.commands.core import Script
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.exceptions import DequeueTimeout, NoSuchJobError
 from rq.queue import Queue
 from rq.utils import as_text
@@ -162,6 +164,8 @@ class ClaimingQueue(Queue):
                 HeldClaim.release()
                 continue
             except Exception as exc:
+                if not isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+                    HeldClaim.release()  # not transient (a job that cannot be read): rq's maintenance fails it
                 exc.job_id = job_id  # type: ignore[attr-defined]  # as rq does, for its error report
                 exc.queue = queue  # type: ignore[attr-defined]
                 raise

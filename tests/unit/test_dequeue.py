@@ -56,6 +56,19 @@ def test_a_claim_dropped_on_an_error_is_returned_again_not_another(redis_client,
     assert queues["high"].job_ids == [second.id]
 
 
+def test_a_job_that_cannot_be_read_is_not_held(redis_client, queues, monkeypatch):
+    """Not a transient error: the claim is left to rq's maintenance, as rq leaves such a job."""
+    queues["high"].enqueue("testapp.jobs.record", "unreadable")
+
+    def fetch_broken(cls, job_id, *args, **kwargs):
+        raise ValueError("cannot deserialize")
+
+    monkeypatch.setattr(Job, "fetch", classmethod(fetch_broken))
+    with pytest.raises(ValueError):
+        ClaimingQueue.dequeue_any([queues["high"]], None, connection=redis_client)
+    assert HeldClaim.claim is None
+
+
 def test_a_popped_job_whose_push_failed_is_pushed_once_at_the_next_dequeue(redis_client, queues):
     job_id = queues["low"].enqueue("testapp.jobs.record", "popped").id
     redis_client.lpop("rq:queue:low")
