@@ -43,10 +43,10 @@ class Orphans:
                 continue
             try:
                 pgid = os.getpgid(pid)
-                if pid not in lineage and pgid != own_group:
+                if pid not in lineage and pgid not in lineage and pgid != own_group:
                     continue  # adopted from elsewhere: not this worker's
                 name = psutil.Process(pid).name()
-                if pgid == pid:
+                if pgid == pid or pgid in lineage:  # a job child's group: what its job started
                     os.killpg(pgid, signal.SIGKILL)
                 else:
                     os.kill(pid, signal.SIGKILL)

@@ -16,6 +16,7 @@ from rq.worker import SimpleWorker, Worker
 
 from django_rq_pool.common.inherited_db import drop_inherited_db_connections, holds_db_connections
 from django_rq_pool.common.job_killed import report_killed_job
+from django_rq_pool.common.linux import signal_on_parent_death
 from django_rq_pool.common.titles import forking_as, titled
 from django_rq_pool.worker.state import PoolWorkerState
 
@@ -27,6 +28,12 @@ class JobChildMixin(PoolWorkerState):
 
     def main_work_horse(self, job: Any, queue: Any) -> None:
         self._pool_in_job_child = True
+        # A worker killed before it recorded this child on the lineage page leaves it unknown to the
+        # master: alive, it would run the job while the janitor, seeing it unstarted, requeues it.
+        if self._pool_worker_pid:  # forked by this worker (fork_work_horse)
+            signal_on_parent_death(signal.SIGKILL)
+            if os.getppid() != self._pool_worker_pid:
+                os.kill(os.getpid(), signal.SIGKILL)  # the worker died before that took effect
         if self._pool_child_inherits_db:  # the worker's hooks or jobs opened one before this fork
             drop_inherited_db_connections()
         super().main_work_horse(job, queue)
@@ -52,6 +59,7 @@ class JobChildMixin(PoolWorkerState):
 
     def fork_work_horse(self, job: Any, queue: Any) -> None:
         self._pool_child_inherits_db = holds_db_connections()
+        self._pool_worker_pid = os.getpid()
         with forking_as(f"rq:worker:{self.name}: job child of {job.id} starting"):
             if getattr(super().fork_work_horse, "__func__", None) is Worker.fork_work_horse:
                 self._pool_fork_horse(job, queue)

@@ -25,6 +25,7 @@ class PoolWorkerState(WorkerBase):
     _pool_in_job_child = False
     pool_lineage: Lineage | None = None  # the page where the master finds our job child and scheduler
     _pool_child_inherits_db = True  # set before each job child's fork: the worker has a DB socket open
+    _pool_worker_pid = 0  # set before each job child's fork: the job child dies with this process
     _pool_job_in_hand: str | None = None  # dequeued and not yet executed: quitting now leaves it to the janitor
 
     def _pool_record_lineage(self, job_child: int) -> None:

@@ -18,7 +18,7 @@ from ..harness import done_records, signal, wait_for
 from .lifecycle import assert_nothing_left
 
 ARGS = ("--backoff-max", "1", "--min-uptime", "1")
-POINTS = ("claimed", "claimed-after-wait", "dequeued", "registered", "job-child")
+POINTS = ("claimed", "claimed-after-wait", "dequeued", "registered", "job-child", "orphaned-job-child")
 
 
 @pytest.mark.parametrize("point", POINTS)

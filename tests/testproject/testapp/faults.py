@@ -7,7 +7,8 @@
   there. Points, in path order: ``claimed`` (a queue had a job: the claim moved it), ``claimed-after-wait``
   (the queues were empty: the blocking wait returned it), ``dequeued`` (fetched, before registration),
   ``registered`` (before the fork), ``job-child`` (in the job child before it marks the job started:
-  the worker and its job child are both killed).
+  the worker and its job child are both killed), ``orphaned-job-child`` (the job child kills the worker
+  before it marks the job started, and the worker never named it on its lineage page).
 * ``$TEST_DEQUEUE_FAIL`` is ``POINT:DIRECTORY``: the first worker to reach POINT writes ``DIRECTORY/POINT``
   (pid and job id) and gets a ``redis.ConnectionError`` there, once, as in a Redis outage: ``fetch``
   (the job's fetch right after a multi-queue claim: rq dequeues again) or ``register`` (before the
@@ -83,8 +84,35 @@ def install_dequeue_kill(spec: str) -> None:
             prepare_job(self, job, *args, **kwargs)
 
         BaseWorker.prepare_job_execution = prepare_job_execution  # type: ignore[method-assign]
+    elif point == "orphaned-job-child":
+        _orphan_the_first_job_child(directory, point)
     else:
         raise ValueError(f"TEST_DEQUEUE_KILL: unknown point {point!r}")
+
+
+def _orphan_the_first_job_child(directory: str, point: str) -> None:
+    """The worker is killed before its lineage page names the job child, which then goes on to the job."""
+    import time
+
+    from rq.worker import BaseWorker
+
+    from django_rq_pool.worker.state import PoolWorkerState
+
+    record = PoolWorkerState._pool_record_lineage
+
+    def record_without_job_child(self: Any, job_child: int) -> None:
+        record(self, 0)
+
+    PoolWorkerState._pool_record_lineage = record_without_job_child  # type: ignore[method-assign]
+    prepare_job = BaseWorker.prepare_job_execution
+
+    def prepare_job_execution(self: BaseWorker, job: Any, *args: Any, **kwargs: Any) -> None:
+        if _first_to_reach(directory, point, job.id):
+            os.kill(os.getppid(), signal.SIGKILL)
+            time.sleep(1)  # meanwhile the janitor finds the job registered and not started
+        prepare_job(self, job, *args, **kwargs)
+
+    BaseWorker.prepare_job_execution = prepare_job_execution  # type: ignore[method-assign]
 
 
 def _kill_around_prepare_execution(owner: type, point: str, directory: str) -> None:
