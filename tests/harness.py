@@ -199,7 +199,8 @@ class Pool:
         workers = []
         for child in children:
             try:
-                if child.cmdline() and child.cmdline()[0].startswith("rq:worker:"):
+                cmdline = child.cmdline()  # once: a process that exits in between has none
+                if cmdline and cmdline[0].startswith("rq:worker:"):
                     workers.append(child)
             except psutil.Error:
                 continue
