@@ -26,6 +26,7 @@ class WorkerOptions:
     dequeue_strategy: str = "default"
     with_scheduler: bool = False
     memory_limit: int | None = None  # bytes of unique memory (USS)
+    prefork_job_child: bool = False  # an idle worker keeps its next job child forked and waiting
 
     def describe(self) -> str:
         """Only the options that differ from the defaults, for log lines."""

@@ -75,9 +75,9 @@ def parse_list_options(block: Any, source: str, key: str, cap: int) -> tuple[int
             if value not in DEQUEUE_STRATEGIES:
                 raise ConfigError(source, f"dequeue_strategy must be one of {', '.join(DEQUEUE_STRATEGIES)}", key, line)
             values[name] = value
-        elif name == "with_scheduler":
+        elif name in ("with_scheduler", "prefork_job_child"):
             if not isinstance(value, bool):
-                raise ConfigError(source, f"with_scheduler must be true or false, got {shown(value)}", key, line)
+                raise ConfigError(source, f"{name} must be true or false, got {shown(value)}", key, line)
             values[name] = value
         elif name == "memory_limit":
             values[name] = None if value is None else parse_memory(value, source, key, line)

@@ -44,7 +44,7 @@ def test_spaces_around_queue_names_are_ignored_and_zero_means_none():
 def test_per_list_options():
     plan = plan_of(
         "high,low:\n  count: 3\n  worker_class: rq.worker.SimpleWorker\n  max_jobs: 100\n"
-        "  dequeue_strategy: round_robin\n  with_scheduler: true\n  memory_limit: 256MB\n"
+        "  dequeue_strategy: round_robin\n  with_scheduler: true\n  memory_limit: 256MB\n  prefork_job_child: true\n"
     )
     (group,) = plan.groups
     assert group.count == 3
@@ -54,6 +54,7 @@ def test_per_list_options():
         dequeue_strategy="round_robin",
         with_scheduler=True,
         memory_limit=256 * 2**20,
+        prefork_job_child=True,
     )
     validate_plan(plan)
 
@@ -146,6 +147,7 @@ def test_queue_list_on_two_redis_connections_is_refused():
         ('"foo,foo": 1\n', "a queue is named twice"),
         ("foo:\n  count: 1\n  dequeue_strategy: fastest\n", "dequeue_strategy must be one of"),
         ("foo:\n  count: 1\n  with_scheduler: maybe\n", "with_scheduler must be true or false"),
+        ("foo:\n  count: 1\n  prefork_job_child: 1\n", "prefork_job_child must be true or false, got 1"),
         ("foo:\n  count: 1\n  max_jobs: 0\n", "max_jobs must be a positive integer"),
         ("foo:\n  count: 1\n  memory_limit: lots\n", "memory_limit must be a size"),
         ("foo:\n  count: 1\n  worker_class: Worker\n", "worker_class must be a dotted path"),
