@@ -24,6 +24,7 @@ from django_rq_pool.config.options import PoolOptions
 from django_rq_pool.hooks import WorkerContext, run_hooks
 from django_rq_pool.worker.dequeue import ClaimingWorkerMixin, HeldClaim
 from django_rq_pool.worker.mixin import PoolWorkerMixin
+from django_rq_pool.worker.prefork import PreforkMixin
 
 log = logging.getLogger("django_rq_pool.worker.mixin")  # the name users configure; kept across the split
 
@@ -37,8 +38,12 @@ def build_worker(context: WorkerContext, options: PoolOptions) -> Any:
     base = get_worker_class(group_options.worker_class)
     worker_class = type(
         f"Pool{base.__name__}",
-        (PoolWorkerMixin, ClaimingWorkerMixin, *WORKER_SHIMS, base),
-        {"pool_term_graceful": options.term_graceful, "pool_memory_limit": group_options.memory_limit},
+        (PreforkMixin, PoolWorkerMixin, ClaimingWorkerMixin, *WORKER_SHIMS, base),
+        {
+            "pool_term_graceful": options.term_graceful,
+            "pool_memory_limit": group_options.memory_limit,
+            "pool_prefork_job_child": group_options.prefork_job_child,
+        },
     )
     return django_rq.get_worker(
         *context.group.queues,

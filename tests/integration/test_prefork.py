@@ -1,0 +1,158 @@
+"""``prefork_job_child: true``: the idle worker's next job child is forked ahead and handed the job."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import psutil
+from rq.job import Job
+
+from ..harness import done_records, wait_for
+from .lifecycle import SLOW, assert_failed_with, assert_nothing_left, status, wait_started, wait_status
+
+PREFORK = "foo:\n  count: {count}\n  prefork_job_child: true\n"
+WAITING = "job child waiting for a job"
+
+
+def waiting_children(worker_pid: int) -> list[psutil.Process]:
+    """The worker's children titled as a waiting job child (none while a job runs)."""
+    found = []
+    for child in psutil.Process(worker_pid).children():
+        try:
+            if WAITING in child.cmdline()[0] and child.status() != psutil.STATUS_ZOMBIE:
+                found.append(child)
+        except (psutil.Error, IndexError):
+            continue
+    return found
+
+
+def waiting_child(worker_pid: int) -> psutil.Process:
+    return wait_for(lambda: (found := waiting_children(worker_pid)) and found[0], message="a waiting job child")
+
+
+def gone(process: psutil.Process) -> bool:
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_jobs_run_in_the_child_forked_before_them(pool_factory, queue, redis_client):
+    pool = pool_factory(PREFORK.format(count=1) + '"foo,bar":\n  count: 1\n  prefork_job_child: true\n').start()
+    pool.wait_workers(2)
+    workers = {p.cmdline()[0].rsplit("Listening on ", 1)[-1]: p.pid for p in pool.worker_processes()}
+    waiting = waiting_child(workers["foo"])
+    assert os.getpgid(waiting.pid) == waiting.pid  # its own process group, as rq's job child
+    first = queue("foo").enqueue("testapp.jobs.record_environ", "first")
+    wait_status(first, "finished")
+    (record,) = done_records(redis_client)
+    assert record["pid"] == waiting.pid  # the job ran in the child that waited for it
+    assert record["worker_pid"] == workers["foo"]
+    assert record["RQ_JOB_ID"] == first.id
+    assert record["RQ_WORKER_ID"] in pool.registered_workers()
+    assert first.return_value() == "first"
+    assert waiting_child(workers["foo"]).pid != waiting.pid  # the next one waits already
+    failing = queue("foo").enqueue("testapp.jobs.fail", "prefork boom")
+    timing_out = queue("foo").enqueue("testapp.jobs.sleep_then_record", "late", 30, job_timeout=1)
+    multi = [queue(name).enqueue("testapp.jobs.record", f"multi-{name}") for name in ("bar", "foo", "bar")]
+    assert_failed_with(failing, redis_client, "RuntimeError: prefork boom")
+    assert_failed_with(timing_out, redis_client, "JobTimeoutException")
+    for job in multi:
+        wait_status(job, "finished")
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
+def test_usr1_kills_the_job_in_a_preforked_child_and_a_new_child_waits(pool_factory, queue, redis_client):
+    pool = pool_factory(PREFORK.format(count=1)).start()
+    pool.wait_workers(1)
+    (name,) = pool.registered_workers()
+    (worker,) = pool.worker_processes()
+    waiting = waiting_child(worker.pid)
+    job = queue("foo").enqueue(SLOW, "u1", 60)
+    (started,) = wait_started(redis_client)
+    assert started["pid"] == waiting.pid
+    pool.signal(signal.SIGUSR1)
+    assert_failed_with(job, redis_client, f"killed by rqpool (SIGUSR1 to worker {name}")
+    assert waiting_child(worker.pid).pid != waiting.pid
+    later = queue("foo").enqueue("testapp.jobs.record", "after-usr1")
+    wait_status(later, "finished")
+    assert [p.pid for p in pool.worker_processes()] == [worker.pid]
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
+def test_kill_9_of_a_worker_whose_child_waits_leaves_no_orphan_and_loses_no_job(pool_factory, queue, redis_client):
+    pool = pool_factory(PREFORK.format(count=1)).start()
+    pool.wait_workers(1)
+    (worker,) = pool.worker_processes()
+    waiting = waiting_child(worker.pid)
+    os.kill(worker.pid, signal.SIGKILL)
+    pool.wait_log(f"worker {worker.pid} [foo] killed by SIGKILL")
+    wait_for(lambda: gone(waiting), message=f"the waiting job child {waiting.pid} to end")
+    job = queue("foo").enqueue("testapp.jobs.record", "after-kill")
+    wait_status(job, "finished")
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
+def test_warm_stop_and_reload_end_the_waiting_children(pool_factory, queue, redis_client):
+    pool = pool_factory(PREFORK.format(count=2)).start()
+    pool.wait_workers(2)
+    waiting = [waiting_child(worker.pid) for worker in pool.worker_processes()]
+    pool.write_config("foo: 2\n")  # the option changed: both workers are replaced
+    pool.signal(signal.SIGHUP)
+    pool.wait_log("HUP: reloaded 2 workers")
+    wait_for(lambda: all(gone(child) for child in waiting), message="the old waiting job children to end")
+    pool.wait_workers(2)
+    assert all(not waiting_children(worker.pid) for worker in pool.worker_processes())
+    pool.write_config(PREFORK.format(count=2))
+    pool.signal(signal.SIGHUP)
+    pool.wait_log("HUP: reloaded 2 workers")
+    wait_for(lambda: len(pool.worker_processes()) == 2 and all(waiting_children(w.pid) for w in pool.worker_processes()))
+    busy = queue("foo").enqueue(SLOW, "finishes", 2)
+    wait_started(redis_client)
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert status(busy) == "finished"
+    assert_nothing_left(pool, redis_client)
+
+
+def test_max_jobs_retires_a_worker_without_leaving_its_waiting_child(pool_factory, queue, redis_client):
+    pool = pool_factory("foo:\n  count: 1\n  max_jobs: 2\n  prefork_job_child: true\n").start()
+    pool.wait_workers(1)
+    (worker,) = pool.worker_processes()
+    jobs = [queue("foo").enqueue("testapp.jobs.record", f"m{n}") for n in range(6)]
+    for job in jobs:
+        wait_status(job, "finished")
+    pool.wait_log(f"worker {worker.pid} [foo] exited with status 0")
+    assert not psutil.pid_exists(worker.pid) or gone(psutil.Process(worker.pid))
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
+def test_a_preforked_child_uses_its_own_database_connection(pool_factory, queue, redis_client, postgres):
+    """As with a fork per job: master, workers and job children never share a PostgreSQL backend."""
+    env = {**postgres, "TEST_HOOKS": "db-setup,record-prefork,db-prefork"}
+    pool = pool_factory(PREFORK.format(count=2), env=env).start()
+    pool.wait_workers(2)
+    jobs = [queue("foo").enqueue("testapp.jobs.db_backend", f"q{n}") for n in range(40)]
+    wait_for(lambda: all(job.get_status(refresh=True) == "finished" for job in jobs), 60, "40 database jobs")
+    prefork = [json.loads(x) for x in redis_client.lrange("test:prefork", 0, -1)]
+    master_backend = {int(prefork[0]["master_backend"])}
+    worker_backends = {p["backend"] for p in prefork}
+    job_backends = {r["backend"] for r in done_records(redis_client)}
+    assert len(worker_backends) == 2
+    assert not master_backend & worker_backends
+    assert not master_backend & job_backends
+    assert not worker_backends & job_backends
+    assert all(Job.fetch(job.id, connection=redis_client).return_value() for job in jobs)
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
