@@ -25,12 +25,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import pickle
 import signal
-import struct
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -43,10 +40,10 @@ from django_rq_pool.common.log_files import reopen_on_signal
 from django_rq_pool.common.titles import forking_as
 from django_rq_pool.compat import runs_jobs_in_process
 from django_rq_pool.worker.job_child import JobChildMixin
+from django_rq_pool.worker.waiting_child import WaitingChild, read_hand_over
 
 log = logging.getLogger(__name__)
 
-LENGTH = struct.Struct("=I")  # the length of the pickled hand-over that follows it on the pipe
 # The signals the master sends a worker: blocked across the fork, so the worker's handlers never run in the child.
 WORKER_SIGNALS = (
     signal.SIGINT,
@@ -57,72 +54,6 @@ WORKER_SIGNALS = (
     signal.SIGCONT,
     signal.SIGHUP,
 )
-
-
-@dataclass
-class WaitingChild:
-    """The worker's end of a waiting job child: its pid and the pipe's write end."""
-
-    pid: int
-    write_fd: int
-    reaped: bool = False
-
-    def hand_over(self, payload: bytes) -> bool:
-        """Send the job; False if the child is gone (the worker then forks as rq does)."""
-        if self._exited():
-            return False
-        data = memoryview(LENGTH.pack(len(payload)) + payload)
-        try:
-            while data:
-                data = data[os.write(self.write_fd, data) :]
-        except OSError:
-            return False
-        finally:
-            self._close()
-        return True
-
-    def end(self) -> None:
-        """SIGKILL and reap it: it has done nothing yet, so there is nothing to finish."""
-        self._close()
-        if self.reaped:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
-        self.reaped = True
-
-    def _exited(self) -> bool:
-        try:
-            self.reaped = os.waitpid(self.pid, os.WNOHANG)[0] != 0
-        except ChildProcessError:
-            self.reaped = True
-        return self.reaped
-
-    def _close(self) -> None:
-        if self.write_fd >= 0:
-            os.close(self.write_fd)
-            self.write_fd = -1
-
-
-def read_hand_over(fd: int) -> dict[str, Any] | None:
-    """In the waiting child: block until the job comes; None at end of file (the worker is done with it)."""
-    header = _read_exactly(fd, LENGTH.size)
-    if header is None:
-        return None
-    body = _read_exactly(fd, LENGTH.unpack(header)[0])
-    return None if body is None else pickle.loads(body)
-
-
-def _read_exactly(fd: int, size: int) -> bytes | None:
-    chunks = []
-    while size:
-        chunk = os.read(fd, size)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
 
 
 def forks_like_rq(worker: Any) -> bool:
@@ -190,18 +121,16 @@ class PreforkMixin(JobChildMixin):
             waiting.end()
         super()._pool_fork_horse(job, queue)
 
-    def _pool_hand_over(self, job: Any, queue: Any) -> bytes:
+    def _pool_hand_over(self, job: Any, queue: Any) -> dict[str, Any]:
         execution = self.execution
         fields = {name: value for name, value in vars(execution).items() if name not in ("connection", "_job")}
-        return pickle.dumps(
-            {
-                "job_id": job.id,
-                "redis_server_version": job.redis_server_version,
-                "queue_key": queue.key,
-                "execution": (type(execution), fields),
-                "reopen_logs": self._pool_logs_reopened,
-            }
-        )
+        return {
+            "job_id": job.id,
+            "redis_server_version": job.redis_server_version,
+            "queue_key": queue.key,
+            "execution": (type(execution), fields),
+            "reopen_logs": self._pool_logs_reopened,
+        }
 
     def execute_job(self, job: Any, queue: Any) -> None:
         try:

@@ -111,10 +111,17 @@ def test_warm_stop_and_reload_end_the_waiting_children(pool_factory, queue, redi
     wait_for(lambda: all(gone(child) for child in waiting), message="the old waiting job children to end")
     pool.wait_workers(2)
     assert all(not waiting_children(worker.pid) for worker in pool.worker_processes())
+    plain = {worker.pid for worker in pool.worker_processes()}
     pool.write_config(PREFORK.format(count=2))
     pool.signal(signal.SIGHUP)
-    pool.wait_log("HUP: reloaded 2 workers")
-    wait_for(lambda: len(pool.worker_processes()) == 2 and all(waiting_children(w.pid) for w in pool.worker_processes()))
+    wait_for(lambda: pool.log().count("HUP: reloaded 2 workers") == 2, message="the second reload")
+
+    def preforking_workers() -> bool:
+        workers = pool.worker_processes()
+        fresh = len(workers) == 2 and not plain & {worker.pid for worker in workers}
+        return fresh and all(waiting_children(worker.pid) for worker in workers)
+
+    wait_for(preforking_workers, message="two new workers, each with a waiting job child")
     busy = queue("foo").enqueue(SLOW, "finishes", 2)
     wait_started(redis_client)
     pool.signal(signal.SIGQUIT)
