@@ -7,10 +7,12 @@ import os
 import signal
 
 import psutil
+import pytest
 from rq.job import Job
 
 from ..harness import done_records, wait_for
 from .lifecycle import SLOW, assert_failed_with, assert_nothing_left, status, wait_started, wait_status
+from .test_operations import LOG_JOB, read, wait_text
 
 PREFORK = "foo:\n  count: {count}\n  prefork_job_child: true\n"
 WAITING = "job child waiting for a job"
@@ -128,6 +130,52 @@ def test_warm_stop_and_reload_end_the_waiting_children(pool_factory, queue, redi
     assert pool.wait_exit() == 0
     assert status(busy) == "finished"
     assert_nothing_left(pool, redis_client)
+
+
+@pytest.mark.parametrize("mode", ["immediate", "graceful"])
+def test_term_to_every_process_with_waiting_children_leaves_nothing(pool_factory, queue, redis_client, mode):
+    config = PREFORK.format(count=1) + "bar:\n  count: 1\n  prefork_job_child: true\n"
+    pool = pool_factory(config, args=("--term", mode)).start()
+    pool.wait_workers(2)
+    workers = {p.cmdline()[0].rsplit("Listening on ", 1)[-1]: p.pid for p in pool.worker_processes()}
+    bar_waiting = waiting_child(workers["bar"])
+    job = queue("foo").enqueue(SLOW, "everyone", 3)
+    wait_started(redis_client)
+    for proc in pool.processes():  # a container runtime or a Heroku dyno stop
+        os.kill(proc.pid, signal.SIGTERM)
+    assert pool.wait_exit() == 0
+    if mode == "immediate":
+        text = assert_failed_with(job, redis_client, "Work-horse terminated unexpectedly")
+        assert "signal 15" in text or "killed by rqpool (SIGTERM" in text  # whichever TERM landed first
+    else:
+        wait_status(job, "finished")
+    assert gone(bar_waiting)
+    assert_nothing_left(pool, redis_client)
+
+
+def test_a_waiting_child_logs_to_the_file_reopened_after_its_fork(pool_factory, queue, redis_client, tmp_path):
+    logs = tmp_path / "logs"
+    pool = pool_factory(PREFORK.format(count=1), args=("--log-file", f"{logs}/{{queues}}-{{index}}.log")).start()
+    pool.wait_workers(1)
+    (worker,) = pool.worker_processes()
+    foo_log = logs / "foo-0.log"
+    queue("foo").enqueue(LOG_JOB, "before-rotate")
+    wait_text(foo_log, "job log line before-rotate")
+    waiting = waiting_child(worker.pid)
+    foo_log.rename(foo_log.with_suffix(".log.1"))  # what logrotate does
+    pool.signal(signal.SIGHUP)
+    wait_text(logs / "master-master.log", "HUP: reloaded")
+    queue("foo").enqueue(LOG_JOB, "after-rotate")
+    wait_text(foo_log, "job log line after-rotate")
+    assert record_pids(redis_client)["after-rotate"] == waiting.pid  # forked before the HUP
+    assert "after-rotate" not in read(logs / "foo-0.log.1")
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
+def record_pids(redis_client) -> dict[str, int]:
+    return {record["token"]: record["pid"] for record in done_records(redis_client)}
 
 
 def test_max_jobs_retires_a_worker_without_leaving_its_waiting_child(pool_factory, queue, redis_client):

@@ -15,6 +15,7 @@ from ..harness import done_records, wait_for
 from .lifecycle import SLOW, assert_failed_with, assert_nothing_left, status, wait_started, wait_status
 
 SIMPLE = "foo:\n  count: 1\n  worker_class: rq.worker.SimpleWorker\n"
+PREFORK = "foo:\n  count: 1\n  prefork_job_child: true\n"
 
 
 def pids_by_list(pool) -> dict[str, set[int]]:
@@ -182,7 +183,7 @@ def test_term_graceful_does_not_wait(pool_factory, queue, redis_client):
     assert_nothing_left(pool, redis_client)
 
 
-@pytest.mark.parametrize("config", ["foo: 1\n", SIMPLE], ids=["forking", "simple"])
+@pytest.mark.parametrize("config", ["foo: 1\n", SIMPLE, PREFORK], ids=["forking", "simple", "prefork"])
 def test_term_to_one_worker_fails_its_job_and_stops_it(pool_factory, queue, redis_client, config):
     pool = pool_factory(config).start()
     pool.wait_workers(1)
@@ -215,7 +216,7 @@ def test_winch_stops_every_worker_and_hup_brings_them_back(pool_factory, redis_c
     assert_nothing_left(pool, redis_client)
 
 
-@pytest.mark.parametrize("config", ["foo: 1\n", SIMPLE], ids=["forking", "simple"])
+@pytest.mark.parametrize("config", ["foo: 1\n", SIMPLE, PREFORK], ids=["forking", "simple", "prefork"])
 def test_usr1_kills_the_current_job_and_the_worker_lives_on(pool_factory, queue, redis_client, config):
     pool = pool_factory(config).start()
     pool.wait_workers(1)
