@@ -46,16 +46,15 @@ class Contender:
     kind: str  # "rqpool", "rqworker-pool" or "separate"
     worker_class: str | None = None
     env: tuple[tuple[str, str], ...] = ()  # extra environment, e.g. a setting turned off
+    options: str = ""  # extra per-list options for rqpool, as YAML lines ("  name: value\n")
     by_default: bool = True  # False: only run when --only names it
 
     def commands(self, count: int, workdir: Path) -> list[list[str]]:
         python = sys.executable
         if self.kind == "rqpool":
             config = workdir / f"rq-pool-{self.key}-{count}.yml"
-            if self.worker_class:
-                config.write_text(f"bench:\n  count: {count}\n  worker_class: {self.worker_class}\n")
-            else:
-                config.write_text(f"bench: {count}\n")
+            worker_class = f"  worker_class: {self.worker_class}\n" if self.worker_class else ""
+            config.write_text(f"bench:\n  count: {count}\n{worker_class}{self.options}")
             return [[python, MANAGE, "rqpool", "-c", str(config), "-v", "0"]]
         if self.kind == "rqworker-pool":
             return [[python, MANAGE, "rqworker-pool", "bench", "--num-workers", str(count), "-v", "0"]]
@@ -75,6 +74,9 @@ CONTENDERS = (
     Contender("separate", "N x rqworker", "separate"),
     Contender("rqpool-simple", "rqpool, SimpleWorker list", "rqpool", "rq.worker.SimpleWorker"),
     Contender("rqpool-nowarm", "rqpool, warming off", "rqpool", env=(("BENCH_WARM", "0"),), by_default=False),
+    Contender(
+        "rqpool-prefork", "rqpool, prefork_job_child", "rqpool", options="  prefork_job_child: true\n", by_default=False
+    ),
 )
 
 
@@ -110,7 +112,8 @@ class Running:
                 # Its own process group (no Ctrl-C from the terminal), but the bench's session: with the
                 # kernel's autogroup scheduling each session gets one share of the CPU, which would
                 # give N separate workers N shares against a pool's one on a loaded machine.
-                process_group=0,
+                # (Python 3.11's process_group=0; the bench runs on 3.10 too.)
+                preexec_fn=os.setpgrp,
             )
 
     @property

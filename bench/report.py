@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 ME = "rqpool"
-OTHERS = ("rqworker-pool", "separate", "rqpool-simple", "rqpool-nowarm")
+OTHERS = ("rqworker-pool", "separate", "rqpool-simple", "rqpool-nowarm", "rqpool-prefork")
 
 
 def machine() -> dict[str, Any]:
