@@ -126,7 +126,7 @@ class PreforkMixin(JobChildMixin):
         fields = {name: value for name, value in vars(execution).items() if name not in ("connection", "_job")}
         return {
             "job_id": job.id,
-            "redis_server_version": job.redis_server_version,
+            "redis_server_version": getattr(job, "redis_server_version", None),
             "queue_key": queue.key,
             "execution": (type(execution), fields),
             "reopen_logs": self._pool_logs_reopened,
