@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from ..harness import MANAGE, done_records, wait_for
 
 
@@ -104,10 +106,16 @@ def test_help_documents_every_option():
         assert option in out.stdout
 
 
-def test_fork_safety_with_postgresql(pool_factory, queue, redis_client, postgres):
-    """No DB connection is used by two processes: master, worker parents and job children all differ."""
+@pytest.mark.parametrize(
+    "config", ["foo: 4\n", "foo:\n  count: 4\n  prefork_job_child: true\n"], ids=["fork-per-job", "prefork"]
+)
+def test_fork_safety_with_postgresql(pool_factory, queue, redis_client, postgres, config):
+    """No DB connection is used by two processes: master, worker parents and job children all differ.
+
+    With ``prefork_job_child`` the job child is forked while the worker holds its own connection.
+    """
     env = {**postgres, "TEST_HOOKS": "db-setup,record-prefork,db-prefork"}
-    pool = pool_factory("foo: 4\n", env=env).start()
+    pool = pool_factory(config, env=env).start()
     pool.wait_workers(4)
     jobs = [queue("foo").enqueue("testapp.jobs.db_backend", f"q{n}") for n in range(200)]
     wait_for(lambda: len(done_records(redis_client)) == 200, timeout=90, message="200 database jobs")

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 
 import psutil
-import pytest
-from rq.job import Job
 
 from ..harness import done_records, wait_for
 from .lifecycle import SLOW, assert_failed_with, assert_nothing_left, status, wait_started, wait_status
@@ -41,6 +38,12 @@ def gone(process: psutil.Process) -> bool:
         return True
 
 
+def stop_cleanly(pool, redis_client) -> None:
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
+    assert_nothing_left(pool, redis_client)
+
+
 def test_jobs_run_in_the_child_forked_before_them(pool_factory, queue, redis_client):
     pool = pool_factory(PREFORK.format(count=1) + '"foo,bar":\n  count: 1\n  prefork_job_child: true\n').start()
     pool.wait_workers(2)
@@ -63,29 +66,7 @@ def test_jobs_run_in_the_child_forked_before_them(pool_factory, queue, redis_cli
     assert_failed_with(timing_out, redis_client, "JobTimeoutException")
     for job in multi:
         wait_status(job, "finished")
-    pool.signal(signal.SIGQUIT)
-    assert pool.wait_exit() == 0
-    assert_nothing_left(pool, redis_client)
-
-
-def test_usr1_kills_the_job_in_a_preforked_child_and_a_new_child_waits(pool_factory, queue, redis_client):
-    pool = pool_factory(PREFORK.format(count=1)).start()
-    pool.wait_workers(1)
-    (name,) = pool.registered_workers()
-    (worker,) = pool.worker_processes()
-    waiting = waiting_child(worker.pid)
-    job = queue("foo").enqueue(SLOW, "u1", 60)
-    (started,) = wait_started(redis_client)
-    assert started["pid"] == waiting.pid
-    pool.signal(signal.SIGUSR1)
-    assert_failed_with(job, redis_client, f"killed by rqpool (SIGUSR1 to worker {name}")
-    assert waiting_child(worker.pid).pid != waiting.pid
-    later = queue("foo").enqueue("testapp.jobs.record", "after-usr1")
-    wait_status(later, "finished")
-    assert [p.pid for p in pool.worker_processes()] == [worker.pid]
-    pool.signal(signal.SIGQUIT)
-    assert pool.wait_exit() == 0
-    assert_nothing_left(pool, redis_client)
+    stop_cleanly(pool, redis_client)
 
 
 def test_kill_9_of_a_worker_whose_child_waits_leaves_no_orphan_and_loses_no_job(pool_factory, queue, redis_client):
@@ -98,9 +79,7 @@ def test_kill_9_of_a_worker_whose_child_waits_leaves_no_orphan_and_loses_no_job(
     wait_for(lambda: gone(waiting), message=f"the waiting job child {waiting.pid} to end")
     job = queue("foo").enqueue("testapp.jobs.record", "after-kill")
     wait_status(job, "finished")
-    pool.signal(signal.SIGQUIT)
-    assert pool.wait_exit() == 0
-    assert_nothing_left(pool, redis_client)
+    stop_cleanly(pool, redis_client)
 
 
 def test_warm_stop_and_reload_end_the_waiting_children(pool_factory, queue, redis_client):
@@ -132,27 +111,6 @@ def test_warm_stop_and_reload_end_the_waiting_children(pool_factory, queue, redi
     assert_nothing_left(pool, redis_client)
 
 
-@pytest.mark.parametrize("mode", ["immediate", "graceful"])
-def test_term_to_every_process_with_waiting_children_leaves_nothing(pool_factory, queue, redis_client, mode):
-    config = PREFORK.format(count=1) + "bar:\n  count: 1\n  prefork_job_child: true\n"
-    pool = pool_factory(config, args=("--term", mode)).start()
-    pool.wait_workers(2)
-    workers = {p.cmdline()[0].rsplit("Listening on ", 1)[-1]: p.pid for p in pool.worker_processes()}
-    bar_waiting = waiting_child(workers["bar"])
-    job = queue("foo").enqueue(SLOW, "everyone", 3)
-    wait_started(redis_client)
-    for proc in pool.processes():  # a container runtime or a Heroku dyno stop
-        os.kill(proc.pid, signal.SIGTERM)
-    assert pool.wait_exit() == 0
-    if mode == "immediate":
-        text = assert_failed_with(job, redis_client, "Work-horse terminated unexpectedly")
-        assert "signal 15" in text or "killed by rqpool (SIGTERM" in text  # whichever TERM landed first
-    else:
-        wait_status(job, "finished")
-    assert gone(bar_waiting)
-    assert_nothing_left(pool, redis_client)
-
-
 def test_a_waiting_child_logs_to_the_file_reopened_after_its_fork(pool_factory, queue, redis_client, tmp_path):
     logs = tmp_path / "logs"
     pool = pool_factory(PREFORK.format(count=1), args=("--log-file", f"{logs}/{{queues}}-{{index}}.log")).start()
@@ -169,9 +127,7 @@ def test_a_waiting_child_logs_to_the_file_reopened_after_its_fork(pool_factory, 
     wait_text(foo_log, "job log line after-rotate")
     assert record_pids(redis_client)["after-rotate"] == waiting.pid  # forked before the HUP
     assert "after-rotate" not in read(logs / "foo-0.log.1")
-    pool.signal(signal.SIGQUIT)
-    assert pool.wait_exit() == 0
-    assert_nothing_left(pool, redis_client)
+    stop_cleanly(pool, redis_client)
 
 
 def record_pids(redis_client) -> dict[str, int]:
@@ -187,27 +143,4 @@ def test_max_jobs_retires_a_worker_without_leaving_its_waiting_child(pool_factor
         wait_status(job, "finished")
     pool.wait_log(f"worker {worker.pid} [foo] exited with status 0")
     assert not psutil.pid_exists(worker.pid) or gone(psutil.Process(worker.pid))
-    pool.signal(signal.SIGQUIT)
-    assert pool.wait_exit() == 0
-    assert_nothing_left(pool, redis_client)
-
-
-def test_a_preforked_child_uses_its_own_database_connection(pool_factory, queue, redis_client, postgres):
-    """As with a fork per job: master, workers and job children never share a PostgreSQL backend."""
-    env = {**postgres, "TEST_HOOKS": "db-setup,record-prefork,db-prefork"}
-    pool = pool_factory(PREFORK.format(count=2), env=env).start()
-    pool.wait_workers(2)
-    jobs = [queue("foo").enqueue("testapp.jobs.db_backend", f"q{n}") for n in range(40)]
-    wait_for(lambda: all(job.get_status(refresh=True) == "finished" for job in jobs), 60, "40 database jobs")
-    prefork = [json.loads(x) for x in redis_client.lrange("test:prefork", 0, -1)]
-    master_backend = {int(prefork[0]["master_backend"])}
-    worker_backends = {p["backend"] for p in prefork}
-    job_backends = {r["backend"] for r in done_records(redis_client)}
-    assert len(worker_backends) == 2
-    assert not master_backend & worker_backends
-    assert not master_backend & job_backends
-    assert not worker_backends & job_backends
-    assert all(Job.fetch(job.id, connection=redis_client).return_value() for job in jobs)
-    pool.signal(signal.SIGQUIT)
-    assert pool.wait_exit() == 0
-    assert_nothing_left(pool, redis_client)
+    stop_cleanly(pool, redis_client)

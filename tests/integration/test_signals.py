@@ -365,14 +365,19 @@ def test_second_ctrl_c_in_a_single_group_fails_the_job_instead_of_leaving_it_sta
     assert_nothing_left(pool, redis_client)
 
 
+@pytest.mark.parametrize("prefork", [False, True], ids=["fork-per-job", "prefork"])
 @pytest.mark.parametrize("mode", ["immediate", "graceful-wait", "graceful"])
-def test_term_to_every_process_leaves_no_job_started(pool_factory, queue, redis_client, mode):
-    pool = pool_factory("foo: 1\nbar: 1\n", args=("--term", mode)).start()
+def test_term_to_every_process_leaves_no_job_started(pool_factory, queue, redis_client, mode, prefork):
+    """With ``prefork_job_child`` the idle worker's waiting job child gets the TERM too."""
+    options = "  prefork_job_child: true\n" if prefork else ""
+    pool = pool_factory(f"foo:\n  count: 1\n{options}bar:\n  count: 1\n{options}", args=("--term", mode)).start()
     pool.wait_workers(2)
     job = queue("foo").enqueue(SLOW, "everyone", 3)
     wait_started(redis_client)
+    expected = 6 if prefork else 5
     wait_for(
-        lambda: len(pool.processes()) == 5, message=f"master, control child, 2 workers, a job child: {pool.processes()}"
+        lambda: len(pool.processes()) == expected,
+        message=f"master, control child, 2 workers, a job child (and a waiting one): {pool.processes()}",
     )
     for proc in pool.processes():  # a container runtime or a Heroku dyno stop
         os.kill(proc.pid, signal.SIGTERM)
