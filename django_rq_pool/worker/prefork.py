@@ -177,6 +177,9 @@ class PreforkMixin(JobChildMixin):
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             if os.getppid() != worker_pid:
                 os._exit(0)  # the worker died before the line above
+            if self.pool_listening_fd >= 0:
+                os.close(self.pool_listening_fd)  # the master's pipe: the worker says it listens, not this child
+                self.pool_listening_fd = -1
             if holds_db:
                 drop_inherited_db_connections()
             self._pool_child_inherits_db = False
