@@ -30,10 +30,13 @@ QUEUES = ("foo", "bar", "baz")
 ARGS = ("--backoff-max", "3", "--min-uptime", "2", "--kill-timeout", "5")
 
 
-def config(rng: random.Random, multi_queue: bool) -> str:
+def config(rng: random.Random, multi_queue: bool, prefork: bool = False) -> str:
     """Two multi-queue lists (the worker claims, worker/dequeue.py) and a single-queue one (rq's BLMOVE);
-    or single-queue lists only."""
-    counts = [rng.randint(1, 3) for _ in range(3)]
+    or single-queue lists only. ``prefork``: every list keeps a job child waiting (``prefork_job_child``),
+    which the chaos kills too."""
+    counts = [str(rng.randint(1, 3)) for _ in range(3)]
+    if prefork:
+        counts = [f"{{count: {count}, prefork_job_child: true}}" for count in counts]
     if multi_queue:
         return f'"foo,bar,baz": {counts[0]}\n"bar,baz": {counts[1]}\nfoo: {counts[2]}\n'
     return f"foo: {counts[0]}\nbar: {counts[1]}\nbaz: {counts[2]}\n"
@@ -109,12 +112,18 @@ def enqueue_jobs(client: redis.Redis, count: int, rng: random.Random, first: int
 
 
 def run_chaos(
-    tmp_path: Path, redis_binary: str, jobs: int, seconds: float, seed: int, multi_queue: bool = False
+    tmp_path: Path,
+    redis_binary: str,
+    jobs: int,
+    seconds: float,
+    seed: int,
+    multi_queue: bool = False,
+    prefork: bool = False,
 ) -> dict[str, int]:
     rng = random.Random(seed)
     server = RedisServer(redis_binary, tmp_path, ("--appendonly", "yes", "--appendfsync", "always"))
     server.start()
-    pool = Pool(server, tmp_path, config(rng, multi_queue), ARGS)
+    pool = Pool(server, tmp_path, config(rng, multi_queue, prefork), ARGS)
     drain = Pool(server, tmp_path, "foo: 2\nbar: 2\nbaz: 2\n", ("--burst",))
     seen = Observations()
     try:
@@ -133,7 +142,7 @@ def run_chaos(
             elif roll < 0.65 and kill_one(job_children(pool), rng):
                 seen.actions["kill-job"] += 1
             elif roll < 0.8:
-                pool.write_config(config(rng, multi_queue))
+                pool.write_config(config(rng, multi_queue, prefork))
                 pool.signal(signal.SIGHUP)
                 seen.actions["hup"] += 1
             elif roll < 0.9:
@@ -224,10 +233,13 @@ def account(client: redis.Redis, ids: list[str], seen: Observations) -> dict[str
     return summary
 
 
-def test_chaos_every_job_is_accounted_for(redis_server, tmp_path):
+@pytest.mark.parametrize("prefork", [False, True], ids=["fork-per-job", "prefork"])
+def test_chaos_every_job_is_accounted_for(redis_server, tmp_path, prefork):
     seed = random.randrange(2**32)
     try:
-        summary = run_chaos(tmp_path, redis_server.binary, jobs=800, seconds=30, seed=seed, multi_queue=True)
+        summary = run_chaos(
+            tmp_path, redis_server.binary, jobs=800, seconds=30, seed=seed, multi_queue=True, prefork=prefork
+        )
     except AssertionError as exc:
         raise AssertionError(f"chaos seed {seed}: {exc}") from None
     assert summary["kill-worker"] + summary["kill-job"] >= 5, summary
