@@ -14,7 +14,7 @@ from django.utils.regex_helper import _lazy_re_compile
 from django_rq_pool.master import regexes
 from django_rq_pool.master.warm import reverse_resolvers
 
-SOURCE = '''
+SOURCE = """
 import re
 import re as regex
 
@@ -27,7 +27,7 @@ def f(s):
     re.match(s, s)
     re.sub("x", "y", s, flags=FLAGS)
     other.sub("not re", s)
-'''
+"""
 
 
 @pytest.fixture
