@@ -14,11 +14,11 @@ limit to hold the patterns compiled here plus the default room for what jobs com
 from __future__ import annotations
 
 import ast
-import inspect
 import re
 import sys
 import types
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -52,11 +52,14 @@ def evaluate_lazy_patterns() -> int:
     would evaluate it.
     """
     from django.utils.functional import SimpleLazyObject, empty
+    from django.utils.regex_helper import _lazy_re_compile
 
     evaluated = 0
     for module in list(sys.modules.values()):
         if type(module) is not types.ModuleType:  # a lazy module loads itself on any access
             continue
+        if vars(module).get("_lazy_re_compile") is not _lazy_re_compile:
+            continue  # a module that never imported it holds none of its own
         for value in _globals_and_class_attributes(module):
             if type(value) is SimpleLazyObject and _is_lazy_regex(value) and value.__dict__["_wrapped"] is empty:
                 value._setup()
@@ -80,7 +83,7 @@ def _is_lazy_regex(lazy: Any) -> bool:
 
 
 def template_library_modules() -> list[types.ModuleType]:
-    """The modules defining the Django engines' filters and tags, and the modules whose functions they import."""
+    """The modules defining the Django engines' filters and tags, and the modules they import from (but the stdlib)."""
     from django.template import engines
 
     names: dict[str, None] = {}
@@ -100,7 +103,12 @@ def template_library_modules() -> list[types.ModuleType]:
                 imported.setdefault(value.__name__, None)
             elif kind is types.FunctionType or issubclass(kind, type):
                 imported.setdefault(value.__module__, None)
-    return modules + _loaded(name for name in imported if name not in names)
+    return modules + _loaded(name for name in imported if name not in names and not _is_stdlib(name))
+
+
+def _is_stdlib(name: str) -> bool:
+    """The standard library's modules compile their patterns at import, not per call: not worth parsing."""
+    return name.partition(".")[0] in getattr(sys, "stdlib_module_names", ())
 
 
 def _loaded(names: Iterable[str]) -> list[types.ModuleType]:
@@ -124,9 +132,13 @@ def literal_patterns(modules: Iterable[types.ModuleType]) -> set[Pattern]:
 
 
 def _source(module: types.ModuleType) -> ast.Module | None:
+    """The module's parsed source, read from its file (not through linecache, which would keep it)."""
+    path = getattr(module, "__file__", None)
+    if not isinstance(path, str) or not path.endswith(".py"):
+        return None
     try:
-        return ast.parse(inspect.getsource(module))
-    except (OSError, TypeError, SyntaxError, ValueError):
+        return ast.parse(Path(path).read_bytes())
+    except (OSError, SyntaxError, ValueError):
         return None
 
 

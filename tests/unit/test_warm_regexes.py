@@ -75,7 +75,7 @@ def test_only_djangos_lazy_regexes_are_evaluated(monkeypatch):
         pattern = _lazy_re_compile(r"class-\d+-probe")
 
     Holder.__module__ = module.__name__
-    module.__dict__.update(other=other, lazy=lazy, Holder=Holder)
+    module.__dict__.update(other=other, lazy=lazy, Holder=Holder, _lazy_re_compile=_lazy_re_compile)
     monkeypatch.setitem(sys.modules, module.__name__, module)
     assert regexes.evaluate_lazy_patterns() >= 2
     assert lazy.__dict__["_wrapped"] is not empty and Holder.__dict__["pattern"].__dict__["_wrapped"] is not empty
