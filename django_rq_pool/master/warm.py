@@ -21,6 +21,9 @@ from typing import Any
 
 from django.conf import settings
 
+from django_rq_pool.master.regexes import warm_regexes
+from django_rq_pool.master.sample_render import render_sample
+
 log = logging.getLogger(__name__)
 SETTING = "RQ_POOL_WARM"
 
@@ -32,30 +35,39 @@ def url_resolver() -> str:
     resolver of its own, populated on its first ``reverse("ns:name")``, and reverse() then builds
     (and caches) a resolver for the namespace's prefix: both are built here too.
     """
+    if not getattr(settings, "ROOT_URLCONF", None):
+        return "no ROOT_URLCONF"
+    names = sum(len(resolver.reverse_dict) for resolver in reverse_resolvers())
+    return f"{settings.ROOT_URLCONF}, {names} names"
+
+
+def reverse_resolvers() -> list[Any]:
+    """The root resolver and, for each ``ns:...`` path, the one reverse() uses; populated for LANGUAGE_CODE."""
     from django.urls import get_resolver
     from django.utils import translation
 
     if not getattr(settings, "ROOT_URLCONF", None):
-        return "no ROOT_URLCONF"
+        return []
     with translation.override(settings.LANGUAGE_CODE):  # reverse() reads the active language's tables
         root = get_resolver()
-        names = len(root.reverse_dict) + _populate_namespaces(root, "", {})
-    return f"{settings.ROOT_URLCONF}, {names} names"
+        found = [root]
+        _namespaced(root, "", {}, found)
+        for resolver in found:
+            resolver.reverse_dict  # noqa: B018
+    return found
 
 
-def _populate_namespaces(resolver: Any, prefix: str, converters: dict) -> int:
-    """What django.urls.reverse() builds for each ``ns:...`` path, depth first; returns the names."""
+def _namespaced(resolver: Any, prefix: str, converters: dict, found: list[Any]) -> None:
+    """What django.urls.reverse() builds for each ``ns:...`` path, depth first."""
     from django.urls.resolvers import get_ns_resolver
 
-    names = 0
     resolver.app_dict  # noqa: B018
     for extra, sub in resolver.namespace_dict.values():
         sub_prefix = prefix + extra
         sub_converters = {**converters, **sub.pattern.converters}
-        names += len(sub.reverse_dict)
-        get_ns_resolver(sub_prefix, sub, tuple(sub_converters.items())).reverse_dict  # noqa: B018
-        names += _populate_namespaces(sub, sub_prefix, sub_converters)
-    return names
+        sub.reverse_dict  # noqa: B018
+        found.append(get_ns_resolver(sub_prefix, sub, tuple(sub_converters.items())))
+        _namespaced(sub, sub_prefix, sub_converters, found)
 
 
 def template_engines() -> str:
@@ -124,11 +136,21 @@ def translation_catalogue() -> str:
     return settings.LANGUAGE_CODE
 
 
+def regular_expressions() -> str:
+    """Fill re's cache with what reverse() and the template filters compile, last: nothing evicts it."""
+    from django.utils import translation
+
+    with translation.override(settings.LANGUAGE_CODE):
+        return warm_regexes(reverse_resolvers())
+
+
 STEPS: tuple[tuple[str, Callable[[], str]], ...] = (
     ("URL resolver", url_resolver),
     ("template engines", template_engines),
     ("templates", compiled_templates),
     ("translation catalogue", translation_catalogue),
+    ("built-in template filters", render_sample),
+    ("regular expressions", regular_expressions),
 )
 
 

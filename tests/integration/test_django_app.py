@@ -83,14 +83,17 @@ def test_job_children_find_djangos_lazy_caches_built_by_the_master(pool_factory,
     record, log = run_cache_probe(pool_factory, queue, redis_client, {})
     assert record["urls"] and record["included"] and record["templates"] and record["catalogue"], record
     assert record["compiled"], record
-    assert record["reversed"] == "/more/7/" and record["rendered"] == "Hello probe"
-    for step in ("URL resolver", "template engines", "templates", "translation catalogue"):
+    assert record["regexes_compiled"] == [], record  # reverse(), the title and date filters: all cached
+    assert record["reversed"] == "/more/7/" and record["rendered"] == "Hello Probe 11/30/2026"
+    steps = ("URL resolver", "template engines", "templates", "translation catalogue", "built-in template filters")
+    for step in (*steps, "regular expressions"):
         assert f"warmed the {step} in " in log
 
 
 def test_warming_can_be_turned_off(pool_factory, queue, redis_client):
     record, log = run_cache_probe(pool_factory, queue, redis_client, {"TEST_RQ_POOL_WARM": "0"})
     assert not record["urls"] and not record["catalogue"], record  # (the system checks build the engines)
+    assert record["regexes_compiled"], record
     assert record["reversed"] == "/more/7/"
     assert "warming Django's lazy caches is off (settings.RQ_POOL_WARM)" in log
     assert "warmed the" not in log

@@ -75,23 +75,31 @@ def blpop_then_record(token: str, seconds: int) -> str:
 
 def django_caches(token: str) -> str:
     """Record which of Django's lazy caches this job child found built, then use them."""
+    import datetime
+    import re
+
     from django.template import engines
     from django.template.loader import render_to_string
     from django.urls import get_resolver, reverse
     from django.utils.translation import trans_real
 
     resolver = get_resolver()
-    urls = bool(resolver._reverse_dict)  # read before reverse() populates it
+    urls = bool(resolver._reverse_dict)  # all read before reverse() and the render build them
     included = urls and all(bool(sub._reverse_dict) for _, sub in resolver.namespace_dict.values())
     compiled = any(loader.get_template_cache for loader in engines["django"].engine.template_loaders) if urls else None
+    catalogue = bool(trans_real._translations)
+    cached_regexes = set(re._cache)  # type: ignore[attr-defined]
+    reversed_url = reverse("more:detail", args=[7])
+    rendered = render_to_string("testapp/hello.html", {"name": token, "day": datetime.date(2026, 11, 30)})
     _record(
         token=token,
         urls=urls,
         included=included,
         templates=bool(engines._engines),
         compiled=compiled,
-        catalogue=bool(trans_real._translations),
-        reversed=reverse("more:detail", args=[7]),
-        rendered=render_to_string("testapp/hello.html", {"name": token}).strip(),
+        catalogue=catalogue,
+        regexes_compiled=[str(key[1]) for key in set(re._cache) - cached_regexes],  # type: ignore[attr-defined]
+        reversed=reversed_url,
+        rendered=rendered.strip(),
     )
     return token
