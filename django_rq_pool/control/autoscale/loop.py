@@ -28,6 +28,7 @@ from django_rq_pool.config.plan import Autoscale
 from django_rq_pool.control.autoscale.decision import Inputs, ListScaler
 from django_rq_pool.control.autoscale.memory import pool_pss
 from django_rq_pool.control.autoscale.sharing import Member
+from django_rq_pool.control.autoscale.waker import WAIT_SECONDS, Waker
 
 log = logging.getLogger("django_rq_pool.control.autoscale")
 
@@ -93,6 +94,7 @@ class Autoscaler:
         self.peers_at = float("-inf")
         self.memory: int | None = None
         self.memory_at = float("-inf")
+        self.waker = Waker()
 
     def due(self, view: Any) -> float | None:
         """When to run next (monotonic), or None while there is nothing to steer."""
@@ -121,17 +123,36 @@ class Autoscaler:
             self.memory = pool_pss(int(view.pool["pid"]))
             self.memory_at = now
         messages = []
-        active = bool(busy_lists)
+        quiet: dict[str, str] = {}  # single-queue lists at their min with no work: a wait wakes them
+        active = False
         for item in items:
             reading = readings[item["key"]]
             message = self._decide(item, reading, view, uss_of, now)
             if message is not None:
                 messages.append(message)
-            active = active or item["desired"] > item["min"]
-        self.next_run = now + (ACTIVE_INTERVAL if active else IDLE_INTERVAL)
+            if reading.backlog + reading.busy > 0 or item["desired"] > item["min"] or message is not None:
+                active = True
+            elif len(item["queues"]) == 1:
+                quiet[item["key"]] = item["queues"][0]
+        self.waker.keep(quiet, [item["key"] for item in items], connection_for)
+        if active:
+            self.next_run = now + ACTIVE_INTERVAL
+        elif all(self.waker.covers(item["key"]) for item in items):
+            self.next_run = now + WAIT_SECONDS  # their waits answer at a job (or this timeout) and wake the round
+        else:
+            self.next_run = now + IDLE_INTERVAL
         for key in set(self.scalers) - {item["key"] for item in items}:
             del self.scalers[key]  # a list gone, pinned or no longer autoscaled starts afresh if it returns
         return messages
+
+    def sockets(self) -> list[Any]:
+        """The pending waits' sockets, for the control child's select."""
+        return self.waker.sockets()
+
+    def woken(self, readable: list[Any]) -> None:
+        """After select: a wait that answered makes the next round due at once."""
+        if self.waker.woken(readable):
+            self.next_run = 0.0
 
     def _read(
         self,

@@ -1,0 +1,63 @@
+"""The autoscaler's waits on quiet queues, against a real Redis: a job wakes the control child within
+a round trip, the queue is left as it was, and a worker blocked on the same queue still gets the job."""
+
+from __future__ import annotations
+
+import select
+import threading
+
+import redis
+
+from django_rq_pool.control.autoscale.waker import WAIT_SECONDS, Waker
+
+
+def woken_within(waker: Waker, seconds: float) -> bool:
+    readable, _, _ = select.select(waker.sockets(), [], [], seconds)
+    return waker.woken(readable)
+
+
+def test_a_job_wakes_the_wait_and_stays_in_its_queue_in_order(redis_client: redis.Redis) -> None:
+    waker = Waker()
+    try:
+        waker.keep({"foo": "foo"}, ["foo"], lambda queue: redis_client)
+        assert waker.covers("foo")
+        assert not woken_within(waker, 0.2)  # nothing waiting: the wait stays pending
+        redis_client.rpush("rq:queue:foo", "job-1", "job-2", "job-3")
+        assert woken_within(waker, 2.0)
+        assert redis_client.lrange("rq:queue:foo", 0, -1) == [b"job-1", b"job-2", b"job-3"]
+        assert not waker.covers("foo")  # answered: the next round reads the list and waits again
+    finally:
+        waker.close()
+
+
+def test_a_worker_waiting_on_the_same_queue_still_gets_the_job(redis_client: redis.Redis) -> None:
+    waker = Waker()
+    got: list[object] = []
+    worker_client = redis.Redis(connection_pool=redis_client.connection_pool)
+    try:
+        waker.keep({"foo": "foo"}, ["foo"], lambda queue: redis_client)
+        assert not woken_within(waker, 0.1)  # the wait reached Redis before the worker's
+        worker = threading.Thread(
+            target=lambda: got.append(worker_client.blmove("rq:queue:foo", "rq:queue:foo:intermediate", 5))
+        )
+        worker.start()
+        redis_client.rpush("rq:queue:foo", "job-1")
+        assert woken_within(waker, 2.0)
+        worker.join(10)
+        assert got == [b"job-1"]
+        assert redis_client.llen("rq:queue:foo") == 0
+    finally:
+        waker.close()
+
+
+def test_a_wait_ends_at_its_timeout_and_a_list_no_longer_steered_loses_it(redis_client: redis.Redis) -> None:
+    waker = Waker()
+    try:
+        waker.keep({"foo": "foo"}, ["foo", "bar"], lambda queue: redis_client)
+        assert woken_within(waker, WAIT_SECONDS + 2.0)  # the timeout answers too: a quiet list's poll
+        waker.keep({"foo": "foo"}, ["foo"], lambda queue: redis_client)
+        assert waker.covers("foo")
+        waker.keep({}, [], lambda queue: redis_client)
+        assert not waker.covers("foo") and waker.sockets() == []
+    finally:
+        waker.close()
