@@ -50,13 +50,16 @@ def test_a_worker_waiting_on_the_same_queue_still_gets_the_job(redis_client: red
         waker.close()
 
 
-def test_a_wait_ends_at_its_timeout_and_a_list_no_longer_steered_loses_it(redis_client: redis.Redis) -> None:
+def test_a_wait_that_times_out_waits_again_and_a_list_no_longer_steered_loses_it(redis_client: redis.Redis) -> None:
     waker = Waker()
     try:
         waker.keep({"foo": "foo"}, ["foo", "bar"], lambda queue: redis_client)
-        assert woken_within(waker, WAIT_SECONDS + 2.0)  # the timeout answers too: a quiet list's poll
-        waker.keep({"foo": "foo"}, ["foo"], lambda queue: redis_client)
+        readable, _, _ = select.select(waker.sockets(), [], [], WAIT_SECONDS + 5.0)
+        assert readable, "the wait did not time out"
+        assert not waker.woken(readable)  # a timeout is no job: no round, the wait is renewed
         assert waker.covers("foo")
+        redis_client.rpush("rq:queue:foo", "job-1")
+        assert woken_within(waker, 2.0)  # the renewed wait sees the next job
         waker.keep({}, [], lambda queue: redis_client)
         assert not waker.covers("foo") and waker.sockets() == []
     finally:

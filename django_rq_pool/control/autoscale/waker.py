@@ -11,9 +11,8 @@ list in one atomic step: the queue is left exactly as it was (same jobs, same or
 taken, and a job is never outside its queue, even if the control child dies while the command is
 pending. Redis serves blocked clients one after the other while the list is non-empty, so a
 worker waiting on the same queue still gets the job. The control child selects on these sockets
-along with its others: a reply (a job, or the timeout) makes the autoscaler's next round due at
-once, so a burst is seen within a round trip, and a quiet list costs one command per
-``WAIT_SECONDS`` instead of a length read every idle interval.
+along with its others: a reply with a job makes the autoscaler's next round due at once, so a
+burst is seen within a round trip of its first job; a reply at the timeout renews the wait.
 
 A list with several queues is still polled (a blocking command waits on one list only).
 """
@@ -29,7 +28,7 @@ import redis
 
 log = logging.getLogger("django_rq_pool.control.autoscale")
 
-WAIT_SECONDS = 1  # a pending wait also ends (and is renewed) this often: the poll of a quiet list
+WAIT_SECONDS = 5  # a pending wait times out (and is renewed at once) this often
 
 
 class Waiter:
@@ -97,20 +96,23 @@ class Waker:
         return waiter is not None and waiter.pending
 
     def woken(self, readable: Iterable[object]) -> bool:
-        """Read the waits that answered; True if any did (a job, a timeout or an error)."""
+        """Read the waits that answered: True if one saw a job; one that timed out waits again."""
         ready = set(map(id, readable))
-        answered = False
+        job = False
         for key, waiter in list(self.waiters.items()):
             if waiter.sock is None or id(waiter.sock) not in ready:
                 continue
-            answered = True
             try:
                 if waiter.answer():
+                    job = True
                     log.debug("autoscale [%s]: a job on %s", key, waiter.queue)
+                else:
+                    waiter.arm()
             except (redis.RedisError, OSError) as exc:
                 log.debug("autoscale [%s]: waiting on %s failed (%s); polling it instead", key, waiter.queue, exc)
                 self.waiters.pop(key).close()
-        return answered
+                job = True  # let the round read the list now
+        return job
 
     def close(self) -> None:
         for waiter in self.waiters.values():
