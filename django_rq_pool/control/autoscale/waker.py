@@ -77,15 +77,17 @@ class Waker:
             self.waiters.pop(key).close()
         for key, queue in quiet.items():
             waiter = self.waiters.get(key)
-            if waiter is None or waiter.queue != queue:
-                if waiter is not None:
-                    waiter.close()
-                waiter = self.waiters[key] = Waiter(queue, connection_for(queue))
             try:
+                if waiter is None or waiter.queue != queue:
+                    if waiter is not None:
+                        waiter.close()
+                    waiter = self.waiters[key] = Waiter(queue, connection_for(queue))
                 waiter.arm()
-            except (redis.RedisError, OSError) as exc:
+            except Exception as exc:  # Redis down, or a connection class that cannot be copied (Sentinel)
                 log.debug("autoscale [%s]: waiting on %s failed (%s); polling it instead", key, queue, exc)
-                self.waiters.pop(key).close()
+                dropped = self.waiters.pop(key, None)
+                if dropped is not None:
+                    dropped.close()
 
     def sockets(self) -> list[socket.socket]:
         return [sock for waiter in self.waiters.values() if (sock := waiter.sock) is not None]
