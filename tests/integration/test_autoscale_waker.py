@@ -1,14 +1,19 @@
 """The autoscaler's waits on quiet queues, against a real Redis: a job wakes the control child within
-a round trip, the queue is left as it was, and a worker blocked on the same queue still gets the job."""
+a round trip, the queue is left as it was, a worker blocked on the same queue still gets the job,
+and a real pool waits on its quiet list instead of polling it."""
 
 from __future__ import annotations
 
 import select
 import threading
+import time
 
 import redis
 
 from django_rq_pool.control.autoscale.waker import WAIT_SECONDS, Waker
+from django_rq_pool.control.child import CLIENT_NAME
+
+from ..harness import done_records, wait_for
 
 
 def woken_within(waker: Waker, seconds: float) -> bool:
@@ -64,3 +69,24 @@ def test_a_wait_that_times_out_waits_again_and_a_list_no_longer_steered_loses_it
         assert not waker.covers("foo") and waker.sockets() == []
     finally:
         waker.close()
+
+
+def llen_calls(client: redis.Redis) -> int:
+    return int(client.info("commandstats").get("cmdstat_llen", {}).get("calls", 0))
+
+
+def test_a_pools_quiet_list_is_waited_on_not_polled_and_a_burst_still_scales_it(pool_factory, queue, redis_client):
+    pool = pool_factory("foo: {min: 1, max: 3, scale_down_delay: 30}\n").start()
+    pool.wait_workers(1)
+    wait_for(
+        lambda: any(c.get("name") == CLIENT_NAME and c.get("cmd") == "blmove" for c in redis_client.client_list()),
+        15,
+        "the control child's wait on rq:queue:foo",
+    )
+    before = llen_calls(redis_client)
+    time.sleep(3.0)  # a span of idle time to count the reads in (no state is awaited)
+    assert llen_calls(redis_client) - before <= 5, "a quiet waited-on list is read about once a second"
+    for n in range(9):
+        queue("foo").enqueue("testapp.jobs.sleep_then_record", f"burst-{n}", 0.5)
+    wait_for(lambda: len(pool.worker_processes()) == 3, 10, "three workers for the burst")
+    wait_for(lambda: len(done_records(redis_client)) == 9, 30, "every job done")
