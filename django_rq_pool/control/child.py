@@ -82,10 +82,14 @@ class ControlChild:
             fds: list[Any] = [self.sock]
             if self.pubsub is not None and self.pubsub.connection is not None:
                 fds.append(self.pubsub.connection._sock)
+            if self.autoscaler is not None:
+                fds += self.autoscaler.sockets()  # its waits on quiet queues (autoscale/waker.py)
             try:
                 readable, _, _ = select.select([fd for fd in fds if fd is not None], [], [], self._timeout())
             except InterruptedError:
                 continue
+            if self.autoscaler is not None:
+                self.autoscaler.woken(readable)
             if self.sock in readable:
                 try:
                     messages = receive(self.sock, TO_CHILD)

@@ -1,9 +1,11 @@
 """The autoscaler inside the control child: read, decide, ask the master.
 
-Every ``ACTIVE_INTERVAL`` (while a list has work or more workers than its ``min``) or
-``IDLE_INTERVAL`` (otherwise) it reads, in one pipeline per Redis, the length of each autoscaled
+Every ``ACTIVE_INTERVAL`` (while a list has work or more workers than its ``min``), or
+``IDLE_INTERVAL`` (otherwise), it reads, in one pipeline per Redis, the length of each autoscaled
 list's queues and the rq state of its workers (not for a list at its ``min`` that had no work at
-the last read: there only a backlog can change the count). When a list has work it also reads the
+the last read: there only a backlog can change the count). A quiet single-queue list is waited on
+instead (:mod:`.waker`): its first job starts a round at once, so while every list is quiet and
+waited on a round runs only every ``WAITED_INTERVAL``. When a list has work it also reads the
 other pools' records from the registry (at most every ``PEERS_EVERY``) and, with a memory budget,
 the pool's PSS (at most every ``MEMORY_EVERY``). Each list's :class:`ListScaler` decides, and a new count goes to
 the master as an ``autoscale`` message, the same path as a ``scale`` command but a separate kind
@@ -28,11 +30,13 @@ from django_rq_pool.config.plan import Autoscale
 from django_rq_pool.control.autoscale.decision import Inputs, ListScaler
 from django_rq_pool.control.autoscale.memory import pool_pss
 from django_rq_pool.control.autoscale.sharing import Member
+from django_rq_pool.control.autoscale.waker import Waker
 
 log = logging.getLogger("django_rq_pool.control.autoscale")
 
 ACTIVE_INTERVAL = 0.1
 IDLE_INTERVAL = 0.25
+WAITED_INTERVAL = 1.0  # every list quiet and waited on: a round only as a safety net (and for new lists)
 PEERS_EVERY = 0.25  # while a list has work: the others' records change within about 0.1 s of a decision
 MEMORY_EVERY = 1.0
 PENDING_TIMEOUT = 1.0  # a count sent but not yet reflected by the master is not decided on again before this
@@ -93,6 +97,7 @@ class Autoscaler:
         self.peers_at = float("-inf")
         self.memory: int | None = None
         self.memory_at = float("-inf")
+        self.waker = Waker()
 
     def due(self, view: Any) -> float | None:
         """When to run next (monotonic), or None while there is nothing to steer."""
@@ -121,17 +126,36 @@ class Autoscaler:
             self.memory = pool_pss(int(view.pool["pid"]))
             self.memory_at = now
         messages = []
-        active = bool(busy_lists)
+        quiet: dict[str, str] = {}  # single-queue lists at their min with no work: a wait wakes them
+        active = False
         for item in items:
             reading = readings[item["key"]]
             message = self._decide(item, reading, view, uss_of, now)
             if message is not None:
                 messages.append(message)
-            active = active or item["desired"] > item["min"]
-        self.next_run = now + (ACTIVE_INTERVAL if active else IDLE_INTERVAL)
+            if reading.backlog + reading.busy > 0 or item["desired"] > item["min"] or message is not None:
+                active = True
+            elif len(item["queues"]) == 1:
+                quiet[item["key"]] = item["queues"][0]
+        self.waker.keep(quiet, [item["key"] for item in items], connection_for)
+        if active:
+            self.next_run = now + ACTIVE_INTERVAL
+        elif all(self.waker.covers(item["key"]) for item in items):
+            self.next_run = now + WAITED_INTERVAL  # a job wakes the round through its list's wait
+        else:
+            self.next_run = now + IDLE_INTERVAL
         for key in set(self.scalers) - {item["key"] for item in items}:
             del self.scalers[key]  # a list gone, pinned or no longer autoscaled starts afresh if it returns
         return messages
+
+    def sockets(self) -> list[Any]:
+        """The pending waits' sockets, for the control child's select."""
+        return self.waker.sockets()
+
+    def woken(self, readable: list[Any]) -> None:
+        """After select: a wait that saw a job makes the next round due at once."""
+        if self.waker.woken(readable):
+            self.next_run = 0.0
 
     def _read(
         self,
