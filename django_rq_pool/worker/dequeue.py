@@ -27,6 +27,7 @@ back (worker/entry.py).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any
@@ -41,6 +42,7 @@ from rq.queue import Queue
 from rq.utils import as_text
 
 from django_rq_pool.worker.base import WorkerBase
+from django_rq_pool.worker.doorbell import doorbell_for, drop_doorbell
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +98,32 @@ def claim_first(connection: Redis, queues: Sequence[Queue]) -> tuple[Queue, str]
 
 
 def wait_and_claim(connection: Redis, queues: Sequence[Queue], timeout: int) -> tuple[Queue, str]:
-    """Block in BLPOP until a job arrives, then put it in its queue's intermediate list at once.
+    """Wait for a write to the queues, then claim atomically; BLPOP where Redis refuses the doorbell.
 
     Raises DequeueTimeout, as rq's ``Queue.lpop`` does, when nothing came within ``timeout``.
     """
     if timeout == 0:
         raise ValueError("RQ does not support indefinite timeouts. Please pick a timeout value > 0")
+    doorbell = doorbell_for(connection, [queue.key for queue in queues])
+    if doorbell is None:
+        return blpop_and_claim(connection, queues, timeout)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            claimed = claim_first(connection, queues)  # after the doorbell is set up: no write goes unheard
+            if claimed is not None:
+                return claimed
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DequeueTimeout(timeout, [queue.key for queue in queues])
+            doorbell.wait(left)
+    except (RedisConnectionError, RedisTimeoutError):
+        drop_doorbell()
+        raise
+
+
+def blpop_and_claim(connection: Redis, queues: Sequence[Queue], timeout: int) -> tuple[Queue, str]:
+    """The fallback: block in BLPOP, then put the job in its queue's intermediate list at once."""
     keys = [queue.key for queue in queues]
     popped = connection.blpop(keys, timeout)
     if popped is None:
