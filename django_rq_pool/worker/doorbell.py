@@ -15,6 +15,7 @@ BLPOP, so the worker's dequeue loop treats both alike.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -45,18 +46,14 @@ def _pipe() -> tuple[int, int]:
 
 def wake() -> None:
     """From a signal handler: end this process's doorbell wait now, or the next one at once."""
-    try:
+    with contextlib.suppress(BlockingIOError):  # the pipe is full: a wake is already pending
         os.write(_pipe()[1], b"!")
-    except BlockingIOError:
-        pass  # the pipe is full: a wake is already pending
 
 
 def _drain_wake_pipe() -> None:
-    try:
+    with contextlib.suppress(BlockingIOError):
         while os.read(_pipe()[0], 512):
             pass
-    except BlockingIOError:
-        pass
 
 
 def disjoint_prefixes(keys: Sequence[str]) -> list[str]:
@@ -70,7 +67,9 @@ class Doorbell:
 
     def __init__(self, client: Redis, queue_keys: Sequence[str]) -> None:
         pool = client.connection_pool
-        kwargs = {**pool.connection_kwargs, "client_name": None}
+        # RESP2: invalidations come as plain pub/sub replies (newer redis-py's maintenance hooks need RESP3).
+        kwargs = {key: value for key, value in pool.connection_kwargs.items() if not key.startswith("maint_")}
+        kwargs.update(client_name=None, protocol=2)
         self.pid = os.getpid()
         self.pool = pool
         self.prefixes = tuple(disjoint_prefixes(queue_keys))
