@@ -10,10 +10,13 @@ A multi-queue worker of the pool claims instead:
 1. a Lua script takes the head of the first non-empty queue, in the worker's order (priority,
    round robin or random, as rq's ``dequeue_strategy`` left it), and appends it to that queue's
    intermediate list, atomically: no window at all. A busy pool takes nearly every job this way;
-2. only when every queue is empty does the worker block, in rq's own BLPOP over all of them (the
-   same wake-up latency, no polling), and the job it returns goes into its queue's intermediate list
-   with the very next command. That job is in no list only from Redis handing it over until that
-   command lands: one round trip, the residual window (measured in docs/reliability.md).
+2. only when every queue is empty does the worker wait, without popping: a doorbell (doorbell.py,
+   Redis's broadcast client tracking on the queue keys) rings on every write to its queues, and the
+   worker runs the claim script again; the wait ends at the dequeue slice's timeout (DequeueTimeout,
+   as rq's) or at once on a warm stop or pause. The claim script stays the only pop: no window.
+   Where Redis refuses CLIENT TRACKING, the worker waits in rq's own BLPOP instead and pushes the job
+   it returns into its queue's intermediate list with the very next command; that job is in no list
+   only for that round trip, the residual window (measured in docs/reliability.md).
 
 The job child takes the job out of the intermediate list in the transaction that marks it started,
 as rq does for a single queue; the janitor puts back a job a dead worker left there.
