@@ -91,7 +91,15 @@ class Doorbell:
 
     def serves(self, client: Redis, queue_keys: Sequence[str]) -> bool:
         same_pool = self.pool is client.connection_pool
-        return self.pid == os.getpid() and same_pool and self.prefixes == tuple(disjoint_prefixes(queue_keys))
+        mine = self.pid == os.getpid() and same_pool and self.prefixes == tuple(disjoint_prefixes(queue_keys))
+        return mine and self._tracker_alive()
+
+    def _tracker_alive(self) -> bool:
+        """False once the server closed the tracking connection (a client ``timeout``): it would ring no more."""
+        try:
+            return not self.tracker.can_read(timeout=0)
+        except RedisConnectionError:
+            return False
 
     def wait(self, seconds: float) -> None:
         """Return after a write under the prefixes (its messages read) or ``seconds``; raise on a stop."""

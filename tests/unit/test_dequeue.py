@@ -189,6 +189,17 @@ def test_a_stop_wakes_the_wait_at_once_without_taking_a_job(redis_client, queues
     assert HeldClaim.claim is None
 
 
+def test_a_doorbell_whose_tracking_connection_was_closed_is_set_up_again(redis_client, redis_server, queues):
+    order = [queues["high"], queues["low"]]
+    with pytest.raises(DequeueTimeout):
+        dequeue(redis_client, order, timeout=1)  # sets the doorbell up
+    producer = redis_server.client()
+    tracking = [c for c in producer.client_list() if "t" in c.get("flags", "") and c.get("cmd") != "subscribe"]
+    assert len(tracking) == 1
+    producer.client_kill_filter(_id=tracking[0]["id"])  # as a server's client timeout would
+    test_a_job_arriving_during_the_wait_is_claimed_at_once(redis_client, redis_server, queues)
+
+
 def test_without_client_tracking_the_wait_falls_back_to_blpop(redis_client, queues, monkeypatch, caplog):
     monkeypatch.setattr("django_rq_pool.worker.dequeue.doorbell_for", lambda client, keys: None)
     started = time.monotonic()
