@@ -10,10 +10,13 @@ A multi-queue worker of the pool claims instead:
 1. a Lua script takes the head of the first non-empty queue, in the worker's order (priority,
    round robin or random, as rq's ``dequeue_strategy`` left it), and appends it to that queue's
    intermediate list, atomically: no window at all. A busy pool takes nearly every job this way;
-2. only when every queue is empty does the worker block, in rq's own BLPOP over all of them (the
-   same wake-up latency, no polling), and the job it returns goes into its queue's intermediate list
-   with the very next command. That job is in no list only from Redis handing it over until that
-   command lands: one round trip, the residual window (measured in docs/reliability.md).
+2. only when every queue is empty does the worker wait, without popping: a doorbell (doorbell.py,
+   Redis's broadcast client tracking on the queue keys) rings on every write to its queues, and the
+   worker runs the claim script again; the wait ends at the dequeue slice's timeout (DequeueTimeout,
+   as rq's) or at once on a warm stop or pause. The claim script stays the only pop: no window.
+   Where Redis refuses CLIENT TRACKING, the worker waits in rq's own BLPOP instead and pushes the job
+   it returns into its queue's intermediate list with the very next command; that job is in no list
+   only for that round trip, the residual window (measured in docs/reliability.md).
 
 The job child takes the job out of the intermediate list in the transaction that marks it started,
 as rq does for a single queue; the janitor puts back a job a dead worker left there.
@@ -27,6 +30,7 @@ back (worker/entry.py).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any
@@ -41,6 +45,7 @@ from rq.queue import Queue
 from rq.utils import as_text
 
 from django_rq_pool.worker.base import WorkerBase
+from django_rq_pool.worker.doorbell import doorbell_for, drop_doorbell
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +101,32 @@ def claim_first(connection: Redis, queues: Sequence[Queue]) -> tuple[Queue, str]
 
 
 def wait_and_claim(connection: Redis, queues: Sequence[Queue], timeout: int) -> tuple[Queue, str]:
-    """Block in BLPOP until a job arrives, then put it in its queue's intermediate list at once.
+    """Wait for a write to the queues, then claim atomically; BLPOP where Redis refuses the doorbell.
 
     Raises DequeueTimeout, as rq's ``Queue.lpop`` does, when nothing came within ``timeout``.
     """
     if timeout == 0:
         raise ValueError("RQ does not support indefinite timeouts. Please pick a timeout value > 0")
+    doorbell = doorbell_for(connection, [queue.key for queue in queues])
+    if doorbell is None:
+        return blpop_and_claim(connection, queues, timeout)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            claimed = claim_first(connection, queues)  # after the doorbell is set up: no write goes unheard
+            if claimed is not None:
+                return claimed
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DequeueTimeout(timeout, [queue.key for queue in queues])
+            doorbell.wait(left)
+    except (RedisConnectionError, RedisTimeoutError):
+        drop_doorbell()
+        raise
+
+
+def blpop_and_claim(connection: Redis, queues: Sequence[Queue], timeout: int) -> tuple[Queue, str]:
+    """The fallback: block in BLPOP, then put the job in its queue's intermediate list at once."""
     keys = [queue.key for queue in queues]
     popped = connection.blpop(keys, timeout)
     if popped is None:

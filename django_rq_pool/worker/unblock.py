@@ -30,6 +30,7 @@ import psutil
 import redis
 
 from django_rq_pool.compat import inet_connections
+from django_rq_pool.worker.doorbell import wake
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ def interrupt_blocking_dequeue(worker: Any, dequeueing: Callable[[], bool]) -> N
     The signal may arrive just before the dequeue blocks (during its heartbeat), so a helper thread
     keeps watching for up to one dequeue timeout, while ``dequeueing()`` says the worker is still in it.
     """
+    wake()  # a doorbell wait (dequeue.py) has no blocking command to end
     patience = getattr(worker, "dequeue_timeout", 30) + 5
     threading.Thread(
         target=_unblock_when_blocked, args=(worker, patience, dequeueing), name="rqpool-unblock", daemon=True

@@ -15,6 +15,7 @@ from rq.worker import SimpleWorker, SpawnWorker, Worker
 from testapp.queues import OwnDequeueQueue
 
 from django_rq_pool.worker.dequeue import ClaimingQueue, ClaimingWorkerMixin, HeldClaim, claiming_queue_class
+from django_rq_pool.worker.doorbell import disjoint_prefixes, wake
 
 from ..harness import done_records, wait_for
 
@@ -121,7 +122,7 @@ def test_a_job_arriving_during_the_wait_is_claimed_at_once(redis_client, redis_s
     producer = redis_server.client()
 
     def enqueue_once_blocked() -> None:
-        wait_for(lambda: any(c.get("cmd") == "blpop" for c in producer.client_list()), 10, "the wait to block")
+        wait_for(lambda: waiting_on_doorbell(producer), 10, "the wait to start")
         Queue("low", connection=producer).enqueue("testapp.jobs.record", "late")
 
     thread = threading.Thread(target=enqueue_once_blocked)
@@ -133,6 +134,83 @@ def test_a_job_arriving_during_the_wait_is_claimed_at_once(redis_client, redis_s
         thread.join()
     assert queue.name == "low" and time.monotonic() - started < 5
     assert redis_client.lrange("rq:queue:low:intermediate", 0, -1) == [job.id.encode()]
+
+
+def waiting_on_doorbell(client: redis.Redis) -> bool:
+    """The worker side subscribed to invalidations and sends nothing (no BLPOP: nothing is popped)."""
+    commands = [c.get("cmd") for c in client.client_list()]
+    return "subscribe" in commands and "blpop" not in commands
+
+
+def test_the_wait_pops_nothing_and_jobs_arriving_together_are_claimed_in_priority_order(
+    redis_client, redis_server, queues
+):
+    producer = redis_server.client()
+    jobs = {}
+    for name in ("low", "high"):
+        jobs[name] = Job.create("testapp.jobs.record", args=(name,), connection=producer, origin=name)
+        jobs[name].save()
+    seen_while_waiting: list[int] = []
+
+    def push_both_once_waiting() -> None:
+        wait_for(lambda: waiting_on_doorbell(producer), 10, "the wait to start")
+        seen_while_waiting.append(
+            producer.llen("rq:queue:low:intermediate") + producer.llen("rq:queue:high:intermediate")
+        )
+        with producer.pipeline(transaction=True) as pipe:  # one write after another, atomically
+            pipe.rpush("rq:queue:low", jobs["low"].id)
+            pipe.rpush("rq:queue:high", jobs["high"].id)
+            pipe.execute()
+
+    thread = threading.Thread(target=push_both_once_waiting)
+    thread.start()
+    try:
+        first = dequeue(redis_client, [queues["high"], queues["low"]], timeout=10)
+    finally:
+        thread.join()
+    second = dequeue(redis_client, [queues["high"], queues["low"]], timeout=1)
+    assert seen_while_waiting == [0]
+    assert first is not None and second is not None
+    assert [first[0].id, second[0].id] == [jobs["high"].id, jobs["low"].id]
+    assert redis_client.lrange("rq:queue:high:intermediate", 0, -1) == [jobs["high"].id.encode()]
+    assert redis_client.lrange("rq:queue:low:intermediate", 0, -1) == [jobs["low"].id.encode()]
+
+
+def test_a_stop_wakes_the_wait_at_once_without_taking_a_job(redis_client, queues):
+    timer = threading.Timer(0.3, wake)
+    timer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(redis.ResponseError, match=r"^UNBLOCKED"):
+            dequeue(redis_client, [queues["high"], queues["low"]], timeout=10)
+    finally:
+        timer.join()
+    assert time.monotonic() - started < 2
+    assert HeldClaim.claim is None
+
+
+def test_a_doorbell_whose_tracking_connection_was_closed_is_set_up_again(redis_client, redis_server, queues):
+    order = [queues["high"], queues["low"]]
+    with pytest.raises(DequeueTimeout):
+        dequeue(redis_client, order, timeout=1)  # sets the doorbell up
+    producer = redis_server.client()
+    tracking = [c for c in producer.client_list() if "t" in c.get("flags", "") and c.get("cmd") != "subscribe"]
+    assert len(tracking) == 1
+    producer.client_kill_filter(_id=tracking[0]["id"])  # as a server's client timeout would
+    test_a_job_arriving_during_the_wait_is_claimed_at_once(redis_client, redis_server, queues)
+
+
+def test_without_client_tracking_the_wait_falls_back_to_blpop(redis_client, queues, monkeypatch, caplog):
+    monkeypatch.setattr("django_rq_pool.worker.dequeue.doorbell_for", lambda client, keys: None)
+    started = time.monotonic()
+    with pytest.raises(DequeueTimeout):
+        dequeue(redis_client, [queues["high"], queues["low"]], timeout=1)
+    assert 0.9 < time.monotonic() - started < 3
+
+
+def test_overlapping_queue_keys_track_one_prefix():
+    keys = ["rq:queue:foo", "rq:queue:foobar", "rq:queue:bar", "rq:queue:foo"]
+    assert disjoint_prefixes(keys) == ["rq:queue:bar", "rq:queue:foo"]
 
 
 def worker_class(base: type) -> type:
