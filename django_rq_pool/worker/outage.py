@@ -30,30 +30,31 @@ STOP_POLL_SECONDS = 0.1
 class RedisOutageMixin(PoolWorkerState):
     """The dequeue loop's opening heartbeat: waits out an outage, ends the pass on a stop."""
 
-    _pool_dequeued = False  # this pass of rq's loop holds a job: its closing heartbeat must not raise
+    _pool_dequeued = False  # this pass of rq's loop holds a job: its closing heartbeat keeps rq's rules
     _pool_redis_unreachable = False  # stopped during an outage: the teardown skips Redis
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         if not self._pool_dequeueing or self._pool_dequeued or timeout is not None or pipeline is not None:
             return super().heartbeat(timeout, pipeline)
-        if self._stop_requested:
-            raise StopRequested  # a pass of rq's loop begins after a stop: dequeue nothing
         delay = 1.0
         while True:
             try:
-                return super().heartbeat()
+                super().heartbeat()
             except redis.ConnectionError as exc:
                 self._pool_wait_for_redis(exc, delay)
-            delay = min(delay * self.exponential_backoff_factor, self.max_connection_wait_time)
+                delay = min(delay * self.exponential_backoff_factor, self.max_connection_wait_time)
+                continue
+            if self._stop_requested:
+                raise StopRequested  # a pass of rq's loop that begins after a stop dequeues nothing
+            return
 
     def _pool_wait_for_redis(self, error: redis.ConnectionError, delay: float) -> None:
         """Sleep ``delay`` seconds in short slices; raise StopRequested as soon as a stop is requested."""
-        self.log.error("Worker %s: could not connect to Redis: %s; retrying in %d s", self.name, error, delay)
-        self.procline(f"Redis unreachable, retrying in {delay:.0f}s")
+        if not self._stop_requested:
+            self.log.error("Worker %s: could not connect to Redis: %s; retrying in %d s", self.name, error, delay)
+            self.procline(f"Redis unreachable, retrying in {delay:.0f}s")
         deadline = time.monotonic() + delay
-        while time.monotonic() < deadline:
-            if self._stop_requested:
-                self._pool_stop_unreachable(error)
+        while not self._stop_requested and time.monotonic() < deadline:
             time.sleep(STOP_POLL_SECONDS)
         if self._stop_requested:
             self._pool_stop_unreachable(error)

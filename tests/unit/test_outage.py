@@ -49,11 +49,14 @@ def test_a_stop_ends_the_wait_for_redis_within_a_poll(worker, caplog):
     worker.teardown()  # registers no death: Redis is unreachable
 
 
-def test_a_pass_that_begins_after_a_stop_dequeues_nothing(worker):
+def test_a_pass_that_begins_after_a_stop_ends_at_once(worker, caplog):
     worker._stop_requested = True
+    started = time.monotonic()
     with pytest.raises(StopRequested):
         worker.heartbeat()
-    assert not worker._pool_redis_unreachable  # it never tried Redis
+    assert time.monotonic() - started < 1
+    assert worker._pool_redis_unreachable
+    assert "could not connect to Redis" not in caplog.text  # no wait was begun
 
 
 @pytest.mark.parametrize("where", ["holding a job", "outside the dequeue", "with a pipeline"])
