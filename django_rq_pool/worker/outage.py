@@ -4,9 +4,10 @@ rq's dequeue loop catches ``ConnectionError`` and sleeps with exponential backof
 without looking at the stop flag, so a worker whose master died during an outage would live on,
 and take one more job once Redis returned. The pool hooks the heartbeat that opens each pass of
 that loop (rq 2.6.1 to 2.12 alike): while Redis is unreachable the heartbeat itself waits, with
-rq's backoff, in slices that check the stop flag; a stop there, or one already requested when a
-pass begins, raises ``StopRequested`` before anything is dequeued. rq's own sleep then only
-follows a failed dequeue (one second at first), and the next pass's heartbeat sees the stop.
+rq's backoff, in slices that check the stop flag, and probes Redis on a connection without retries
+(redis-py may retry a command for seconds); a stop there, or one already requested when a pass
+begins, raises ``StopRequested`` before anything is dequeued. rq's own sleep then only follows a
+failed dequeue (one second at first), and the next pass's heartbeat sees the stop.
 
 A worker that stops this way does not register its death (Redis is unreachable; its key expires);
 a claim it holds (a multi-queue list) makes it exit ``WORKER_LEFT_A_JOB`` for the janitor.
@@ -19,6 +20,8 @@ import time
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rq.exceptions import StopRequested
 
 from django_rq_pool.worker.dequeue import HeldClaim
@@ -31,6 +34,7 @@ class RedisOutageMixin(PoolWorkerState):
     """The dequeue loop's opening heartbeat: waits out an outage, ends the pass on a stop."""
 
     _pool_dequeued = False  # this pass of rq's loop holds a job: its closing heartbeat keeps rq's rules
+    _pool_redis_down = False  # the last heartbeat failed: probe before trying the worker's connection
     _pool_redis_unreachable = False  # stopped during an outage: the teardown skips Redis
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
@@ -38,17 +42,42 @@ class RedisOutageMixin(PoolWorkerState):
             return super().heartbeat(timeout, pipeline)
         delay = 1.0
         while True:
-            try:
-                super().heartbeat()
-            except redis.ConnectionError as exc:
-                self._pool_wait_for_redis(exc, delay)
+            error = self._pool_probe() if self._stop_requested or self._pool_redis_down else None
+            if error is None:
+                try:
+                    super().heartbeat()
+                    self._pool_redis_down = False
+                except redis.ConnectionError as exc:
+                    self._pool_redis_down, error = True, exc
+            if error is not None:
+                self._pool_wait_for_redis(error, delay)
                 delay = min(delay * self.exponential_backoff_factor, self.max_connection_wait_time)
                 continue
             if self._stop_requested:
                 raise StopRequested  # a pass of rq's loop that begins after a stop dequeues nothing
             return
 
-    def _pool_wait_for_redis(self, error: redis.ConnectionError, delay: float) -> None:
+    def _pool_probe(self) -> redis.RedisError | None:
+        """PING on a connection of its own, with no retries and 1 s timeouts: None if Redis answers.
+
+        The worker's own connection may retry a command for seconds (redis-py 8: ten tries), during
+        which a stop would go unseen.
+        """
+        pool = self.connection.connection_pool
+        kwargs = {key: value for key, value in pool.connection_kwargs.items() if not key.startswith("maint_")}
+        kwargs.update(retry=Retry(NoBackoff(), 0), socket_connect_timeout=1, socket_timeout=1, protocol=2)
+        probe = pool.connection_class(**kwargs)
+        try:
+            probe.connect()
+            probe.send_command("PING")
+            probe.read_response()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            return exc
+        finally:
+            probe.disconnect()
+        return None
+
+    def _pool_wait_for_redis(self, error: redis.RedisError, delay: float) -> None:
         """Sleep ``delay`` seconds in short slices; raise StopRequested as soon as a stop is requested."""
         if not self._stop_requested:
             self.log.error("Worker %s: could not connect to Redis: %s; retrying in %d s", self.name, error, delay)
@@ -59,7 +88,7 @@ class RedisOutageMixin(PoolWorkerState):
         if self._stop_requested:
             self._pool_stop_unreachable(error)
 
-    def _pool_stop_unreachable(self, error: redis.ConnectionError) -> None:
+    def _pool_stop_unreachable(self, error: redis.RedisError) -> None:
         self._pool_redis_unreachable = True
         left = HeldClaim.job_id()
         self.log.warning(

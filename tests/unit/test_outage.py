@@ -5,8 +5,10 @@ The worker talks to a real closed port (connections refused), as after a redis-s
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -16,35 +18,48 @@ from rq.worker import Worker
 
 from django_rq_pool.worker.mixin import PoolWorkerMixin
 
-from ..harness import free_port
+from ..harness import free_port, wait_for
 
 
 @pytest.fixture
-def worker() -> Worker:
-    """A pool worker in its dequeue whose Redis is unreachable."""
-    connection = redis.Redis(port=free_port(), socket_connect_timeout=1)
+def worker(redis_client: redis.Redis) -> Worker:
+    """A pool worker in its dequeue whose Redis has become unreachable (built while it answered)."""
     worker_class = type("PoolWorker", (PoolWorkerMixin, Worker), {})
-    worker = worker_class([Queue("foo", connection=connection)], connection=connection, name="outage-test")
+    worker = worker_class([Queue("foo", connection=redis_client)], connection=redis_client, name="outage-test")
+    worker.connection = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)
     worker._pool_dequeueing = True
     return worker
 
 
-def stop_later(worker: Worker, seconds: float) -> threading.Timer:
-    """What the stop signal's handler does, from another thread after ``seconds``."""
-    timer = threading.Timer(seconds, setattr, (worker, "_stop_requested", True))
-    timer.start()
-    return timer
+def stop_when(worker: Worker, ready: Callable[[], bool], stopped_at: list[float]) -> threading.Thread:
+    """What the stop signal's handler does, from another thread once ``ready()``."""
+
+    def stop() -> None:
+        wait_for(ready, 30, "the worker to wait for Redis")
+        stopped_at.append(time.monotonic())
+        worker._stop_requested = True
+
+    thread = threading.Thread(target=stop, daemon=True)
+    thread.start()
+    return thread
+
+
+def retry_logs(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if "could not connect to Redis" in record.getMessage()]
 
 
 def test_a_stop_ends_the_wait_for_redis_within_a_poll(worker, caplog):
-    worker.max_connection_wait_time = worker.exponential_backoff_factor = 60  # the second wait would be 60 s
-    stop_later(worker, 1.5)
-    started = time.monotonic()
+    """The worker's connection retries for seconds (redis-py's policy); the waits' probes do not."""
+    worker.max_connection_wait_time = worker.exponential_backoff_factor = 60  # the second wait is 60 s
+    stopped_at: list[float] = []
+    stop_when(worker, lambda: len(retry_logs(caplog)) == 2, stopped_at)
     with pytest.raises(StopRequested):
         worker.heartbeat()
-    assert time.monotonic() - started < 1.5 + 1  # the stop came during the 60 s wait, not after it
+    assert time.monotonic() - stopped_at[0] < 1  # during the 60 s wait, not after it
+    first, second = retry_logs(caplog)
+    assert "retrying in 1 s" in first.getMessage() and "retrying in 60 s" in second.getMessage()
+    assert second.created - first.created < 2  # the 1 s wait, then a probe refused at once
     assert worker._pool_redis_unreachable
-    assert "could not connect to Redis" in caplog.text
     assert "queues foo): stopping while Redis is unreachable" in caplog.text
     worker.teardown()  # registers no death: Redis is unreachable
 
