@@ -94,7 +94,7 @@ def test_master_death_during_an_outage_stops_every_idle_worker(durable_redis, tm
         pool.cleanup()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGQUIT, signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGQUIT, signal.SIGTERM, signal.SIGINT], ids=["QUIT", "TERM", "INT"])
 def test_stop_signal_to_a_live_master_during_an_outage_exits_0(durable_redis, tmp_path, signum):
     pool, workers = start_pool(durable_redis, tmp_path, paused=signum == signal.SIGQUIT)
     try:
@@ -119,6 +119,11 @@ def test_winch_during_an_outage_stops_the_workers_and_hup_brings_them_back(durab
         assert pool.process.poll() is None
         durable_redis.start()
         pool.signal(signal.SIGHUP)
-        pool.wait_workers(2, timeout=30)
+
+        def listening() -> list[psutil.Process]:
+            fresh = [p for p in pool.worker_processes() if p.pid not in workers]
+            return [p for p in fresh if "Listening on" in " ".join(p.cmdline())]
+
+        wait_for(lambda: len(listening()) == 2, 30, "two new workers listening")
     finally:
         pool.cleanup()
