@@ -18,16 +18,10 @@ from rq import Queue
 from rq.job import Job
 
 from ..harness import Pool, RedisServer, wait_for
+from .lifecycle import gone
 
 LISTS = 'foo: 1\n"foo,bar": 1\n'
 STOP_DEADLINE = 5.0  # the stop is seen within STOP_POLL_SECONDS; the rest is the process exiting
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def both_waiting_for_redis(pool: Pool) -> None:
