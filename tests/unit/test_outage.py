@@ -16,6 +16,7 @@ from rq import Queue
 from rq.exceptions import StopRequested
 from rq.worker import Worker
 
+from django_rq_pool.worker.dequeue import HeldClaim
 from django_rq_pool.worker.mixin import PoolWorkerMixin
 
 from ..harness import free_port, wait_for
@@ -89,3 +90,15 @@ def test_other_heartbeats_keep_rqs_rules(worker, where):
                 pipeline.execute()
         else:
             worker.heartbeat()
+
+
+def test_a_claim_held_when_stopping_is_named_for_the_janitor(worker, caplog):
+    """entry.run_worker then exits WORKER_LEFT_A_JOB, so the janitor puts the job back."""
+    worker._stop_requested = True
+    HeldClaim.claim = ("rq:queue:foo", "held-job", True)
+    try:
+        with pytest.raises(StopRequested):
+            worker.heartbeat()
+    finally:
+        HeldClaim.release()
+    assert "job held-job stays in its intermediate list for the janitor" in caplog.text
