@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.connection import Connection
 from redis.retry import Retry
 from rq.exceptions import StopRequested
 
@@ -65,7 +66,9 @@ class RedisOutageMixin(PoolWorkerState):
         """
         pool = self.connection.connection_pool
         kwargs = {key: value for key, value in pool.connection_kwargs.items() if not key.startswith("maint_")}
-        kwargs.update(retry=Retry(NoBackoff(), 0), socket_connect_timeout=1, socket_timeout=1, protocol=2)
+        kwargs.update(retry=Retry(NoBackoff(), 0), socket_timeout=1, protocol=2)
+        if issubclass(pool.connection_class, Connection):  # TCP or TLS; a Unix socket has no connect timeout
+            kwargs["socket_connect_timeout"] = 1
         probe = pool.connection_class(**kwargs)
         try:
             probe.connect()
