@@ -14,6 +14,7 @@ from rq.job import Job
 from rq.worker import SimpleWorker, SpawnWorker, Worker
 from testapp.queues import OwnDequeueQueue
 
+from django_rq_pool.worker import dequeue as dequeue_module
 from django_rq_pool.worker.dequeue import ClaimingQueue, ClaimingWorkerMixin, HeldClaim, claiming_queue_class
 from django_rq_pool.worker.doorbell import disjoint_prefixes, wake
 
@@ -198,6 +199,37 @@ def test_a_doorbell_whose_tracking_connection_was_closed_is_set_up_again(redis_c
     assert len(tracking) == 1
     producer.client_kill_filter(_id=tracking[0]["id"])  # as a server's client timeout would
     test_a_job_arriving_during_the_wait_is_claimed_at_once(redis_client, redis_server, queues)
+
+
+def scripts_run(client: redis.Redis) -> int:
+    return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def test_an_idle_slice_claims_once_when_the_doorbell_already_listened(redis_client, redis_server, queues, monkeypatch):
+    """The doorbell set up by an earlier slice heard every write since this slice's claim: no second claim.
+
+    A write that lands right after that claim, before the wait begins, still wakes the wait at once.
+    """
+    order = [queues["high"], queues["low"]]
+    with pytest.raises(DequeueTimeout):
+        dequeue(redis_client, order, timeout=1)  # sets the doorbell up: claims before and after
+    before = scripts_run(redis_server.client())
+    with pytest.raises(DequeueTimeout):
+        dequeue(redis_client, order, timeout=1)
+    assert scripts_run(redis_server.client()) - before == 1
+    claim_first = dequeue_module.claim_first
+    late: list[Job] = []
+
+    def claim_then_a_write_lands(*args: object) -> object:
+        claimed = claim_first(*args)
+        if claimed is None and not late:
+            late.append(queues["low"].enqueue("testapp.jobs.record", "between the claim and the wait"))
+        return claimed
+
+    monkeypatch.setattr(dequeue_module, "claim_first", claim_then_a_write_lands)
+    started = time.monotonic()
+    found = dequeue(redis_client, order, timeout=10)
+    assert found is not None and found[0].id == late[0].id and time.monotonic() - started < 5
 
 
 def test_without_client_tracking_the_wait_falls_back_to_blpop(redis_client, queues, monkeypatch, caplog):
