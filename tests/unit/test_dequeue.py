@@ -18,7 +18,7 @@ from django_rq_pool.worker import dequeue as dequeue_module
 from django_rq_pool.worker.dequeue import ClaimingQueue, ClaimingWorkerMixin, HeldClaim, claiming_queue_class
 from django_rq_pool.worker.doorbell import disjoint_prefixes, wake
 
-from ..harness import done_records, wait_for
+from ..harness import done_records, url_refusing_client_tracking, wait_for
 
 
 @pytest.fixture
@@ -232,12 +232,34 @@ def test_an_idle_slice_claims_once_when_the_doorbell_already_listened(redis_clie
     assert found is not None and found[0].id == late[0].id and time.monotonic() - started < 5
 
 
-def test_without_client_tracking_the_wait_falls_back_to_blpop(redis_client, queues, monkeypatch, caplog):
-    monkeypatch.setattr("django_rq_pool.worker.dequeue.doorbell_for", lambda client, keys: None)
-    started = time.monotonic()
-    with pytest.raises(DequeueTimeout):
-        dequeue(redis_client, [queues["high"], queues["low"]], timeout=1)
-    assert 0.9 < time.monotonic() - started < 3
+def test_without_client_tracking_the_wait_falls_back_to_blpop_and_asks_once(redis_client, redis_server, caplog):
+    """A user Redis refuses CLIENT TRACKING (an ACL): one warning, no new connection per slice, BLPOP and the push."""
+    client = redis.Redis.from_url(url_refusing_client_tracking(redis_server))
+    order = [Queue(name, connection=client) for name in ("high", "low")]
+    admin = redis_server.client()
+    connections = []
+    for _ in range(2):
+        started = time.monotonic()
+        with pytest.raises(DequeueTimeout):
+            dequeue(client, order, timeout=1)
+        assert 0.9 < time.monotonic() - started < 3
+        connections.append(admin.info("stats")["total_connections_received"])
+    assert connections[0] == connections[1]
+    assert caplog.text.count("Redis refused CLIENT TRACKING") == 1
+    late: list[Job] = []
+
+    def enqueue_once_blocked() -> None:
+        wait_for(lambda: any(c.get("cmd") == "blpop" for c in admin.client_list()), 10, "BLPOP")
+        late.append(Queue("low", connection=admin).enqueue("testapp.jobs.record", "while blocked"))
+
+    thread = threading.Thread(target=enqueue_once_blocked)
+    thread.start()
+    try:
+        found = dequeue(client, order, timeout=10)
+    finally:
+        thread.join()
+    assert found is not None and found[0].id == late[0].id
+    assert admin.lrange("rq:queue:low:intermediate", 0, -1) == [late[0].id.encode()]
 
 
 def test_overlapping_queue_keys_track_one_prefix():
