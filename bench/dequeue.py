@@ -13,8 +13,10 @@ worker's ACL user may not run it, so it falls back to BLPOP and a push). It prin
 * the backlog dequeue cost: microseconds per job (the best of 5 alternating runs, as the machine may
   be shared) and Redis commands per job (as INFO commandstats counts them: a script's own commands
   too) with the jobs waiting in the second queue (the claim looks at the first one too);
-* Redis commands per idle worker per minute, and how many of them were scripts (EVALSHA); for the
-  doorbell also as it was before an idle slice claimed only once (``listening`` ignored).
+* Redis commands per idle worker per minute, how many of them were scripts (EVALSHA), and the
+  connections it opened meanwhile.
+
+``--phases`` picks some of ``backlog,waiting,idle``.
 """
 
 from __future__ import annotations
@@ -43,11 +45,9 @@ class Variant:
     label: str
     claims: bool  # the pool's claiming dequeue, or rq's own
     refused: bool = False  # the worker's user may not run CLIENT TRACKING: the BLPOP fallback
-    claims_twice: bool = False  # the doorbell as before: every idle slice claims again once the wait begins
 
 
 VARIANTS = (Variant("rq BLPOP", False), Variant("pool doorbell", True), Variant("pool BLPOP fallback", True, True))
-CLAIMING_TWICE = Variant("pool doorbell, claiming twice a slice", True, claims_twice=True)
 
 
 def setup_django() -> None:
@@ -77,13 +77,7 @@ def start_worker(url: str, variant: Variant, name: str) -> int:
         from rq import Queue
 
         from django_rq_pool.common.heartbeat_rule import worker_heartbeat_kwargs
-        from django_rq_pool.worker import dequeue
 
-        if variant.claims_twice:
-            original = dequeue.wait_and_claim
-            dequeue.wait_and_claim = lambda connection, queues, timeout, listening=None: original(  # type: ignore[assignment]
-                connection, queues, timeout
-            )
         connection = redis.Redis.from_url(url)
         queues = [Queue(q, connection=connection) for q in ("high", "low")]
         worker = worker_class(variant.claims)(queues, connection=connection, name=name, **worker_heartbeat_kwargs(120))
@@ -220,27 +214,42 @@ def measure_backlog(admin_url: str, url: str, variant: Variant, jobs: int) -> di
     return {"us_per_job": elapsed / jobs * 1e6, "commands_per_job": commands / jobs}
 
 
-def measure_idle(admin_url: str, url: str, variant: Variant) -> tuple[float, float]:
-    """Redis commands per minute from one idle worker (heartbeats, sliced waits); of them, scripts."""
+def measure_idle(admin_url: str, url: str, variant: Variant) -> tuple[float, float, float]:
+    """Per minute from one idle worker (heartbeats, sliced waits): Redis commands, scripts, connections."""
     client = redis.Redis.from_url(admin_url)
     client.flushdb()
     pid = start_worker(url, variant, "idle-worker")
     try:
         wait(lambda: waiting(client), "the worker to wait")
-        before, scripts_before = total_commands(client), total_commands(client, "evalsha")
+        before = total_commands(client), total_commands(client, "evalsha"), connections(client)
         time.sleep(IDLE_SECONDS)  # the measurement interval itself
-        after, scripts_after = total_commands(client), total_commands(client, "evalsha")
+        after = total_commands(client), total_commands(client, "evalsha"), connections(client)
     finally:
         stop_worker(pid)
     per_minute = 60 / IDLE_SECONDS
-    return (after - before - 2) * per_minute, (scripts_after - scripts_before) * per_minute  # less our INFOs
+    # less the three INFOs of ``before`` (their connection was open already)
+    return (
+        (after[0] - before[0] - 3) * per_minute,
+        (after[1] - before[1]) * per_minute,
+        (after[2] - before[2]) * per_minute,
+    )
+
+
+def connections(client: redis.Redis) -> int:
+    return int(client.info("stats")["total_connections_received"])
+
+
+def load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=300, help="jobs that arrive while the worker waits")
     parser.add_argument("--backlog", type=int, default=2000, help="jobs in the backlog test")
+    parser.add_argument("--phases", default="backlog,waiting,idle", help="which measurements to make")
     args = parser.parse_args()
+    phases = set(args.phases.split(","))
     setup_django()
     from tests.harness import RedisServer, redis_server_binary, url_refusing_client_tracking
 
@@ -248,31 +257,35 @@ def main() -> int:
     if binary is None:
         print("bench.dequeue: no redis-server found", file=sys.stderr)
         return 1
-    print(f"load average at start: {' '.join(f'{load:.2f}' for load in os.getloadavg())} ({os.cpu_count()} cores)")
+    print(f"load average at start: {load()} ({os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(binary, Path(tmp))
         server.start()
         admin_url = f"redis://127.0.0.1:{server.port}/0"
         refusing_url = url_refusing_client_tracking(server, db=0)
-        urls = {variant: refusing_url if variant.refused else admin_url for variant in (*VARIANTS, CLAIMING_TWICE)}
+        urls = {variant: refusing_url if variant.refused else admin_url for variant in VARIANTS}
         try:
             backlog: dict[Variant, list[dict[str, float]]] = {variant: [] for variant in VARIANTS}
-            for _ in range(5):
+            for _ in range(5 if "backlog" in phases else 0):
                 for variant in VARIANTS:
                     backlog[variant].append(measure_backlog(admin_url, urls[variant], variant, args.backlog))
             for variant in VARIANTS:
-                waited = measure_waiting(admin_url, urls[variant], variant, args.rounds)
-                print(f"{variant.label}: job arriving while the worker waits ({waited.pop('samples')} jobs), µs:")
-                print("    " + ", ".join(f"{key.strip()} {value:.0f}" for key, value in waited.items()))
-                best = min(run["us_per_job"] for run in backlog[variant])
-                commands = backlog[variant][0]["commands_per_job"]
-                print(f"    backlog: {best:.0f} µs per job (best of 5), {commands:.1f} Redis commands per job")
-            for variant in (*VARIANTS, CLAIMING_TWICE):
-                total, scripts = measure_idle(admin_url, urls[variant], variant)
-                print(f"{variant.label}: idle worker: {total:.0f} Redis commands per minute, {scripts:.0f} scripts")
+                print(f"{variant.label}:")
+                if "waiting" in phases:
+                    waited = measure_waiting(admin_url, urls[variant], variant, args.rounds)
+                    print(f"    job arriving while the worker waits ({waited.pop('samples')} jobs), µs:")
+                    print("    " + ", ".join(f"{key.strip()} {value:.0f}" for key, value in waited.items()))
+                if "backlog" in phases:
+                    best = min(run["us_per_job"] for run in backlog[variant])
+                    commands = backlog[variant][0]["commands_per_job"]
+                    print(f"    backlog: {best:.0f} µs per job (best of 5), {commands:.1f} Redis commands per job")
+                if "idle" in phases:
+                    total, scripts, opened = measure_idle(admin_url, urls[variant], variant)
+                    print(f"    idle worker, per minute: {total:.0f} Redis commands, {scripts:.0f} scripts,", end=" ")
+                    print(f"{opened:.0f} connections")
         finally:
             server.stop()
-    print(f"load average at end: {' '.join(f'{load:.2f}' for load in os.getloadavg())}")
+    print(f"load average at end: {load()}")
     return 0
 
 

@@ -124,11 +124,10 @@ def wait_and_claim(
                 claimed = claim_first(connection, queues)  # the doorbell is set up: no later write goes unheard
                 if claimed is not None:
                     return claimed
-            claim_now = True
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or not doorbell.wait(left):  # no ring: nothing was written since the last claim
                 raise DequeueTimeout(timeout, [queue.key for queue in queues])
-            doorbell.wait(left)
+            claim_now = True
     except (RedisConnectionError, RedisTimeoutError):
         drop_doorbell()
         raise

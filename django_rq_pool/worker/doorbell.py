@@ -101,8 +101,8 @@ class Doorbell:
         except RedisConnectionError:
             return False
 
-    def wait(self, seconds: float) -> None:
-        """Return after a write under the prefixes (its messages read) or ``seconds``; raise on a stop."""
+    def wait(self, seconds: float) -> bool:
+        """True after a write under the prefixes (its messages read), False after ``seconds``; raise on a stop."""
         sock = self.listener._sock
         if sock is None:
             raise RedisConnectionError("The doorbell connection is closed")
@@ -111,7 +111,7 @@ class Doorbell:
         while not self.listener.can_read(timeout=0):
             left = deadline - time.monotonic()
             if left <= 0:
-                return
+                return False
             readable, _, _ = select.select([sock, wake_fd], [], [], left)
             if wake_fd in readable:
                 _drain_wake_pipe()
@@ -120,6 +120,7 @@ class Doorbell:
                 break
         while self.listener.can_read(timeout=0):
             self.listener.read_response()  # raises ConnectionError if Redis went away
+        return True
 
     def close(self) -> None:
         self.listener.disconnect()
