@@ -31,9 +31,10 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import redis
+
+from tests.harness import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 IDLE_SECONDS = 30
@@ -93,8 +94,8 @@ def stop_worker(pid: int) -> None:
     os.waitpid(pid, 0)
 
 
-def commands_processed(client: redis.Redis) -> int:
-    return int(client.info("stats")["total_commands_processed"])
+def stat(client: redis.Redis, name: str) -> int:
+    return int(client.info("stats")[name])
 
 
 def waiting(client: redis.Redis) -> bool:
@@ -102,17 +103,9 @@ def waiting(client: redis.Redis) -> bool:
     commands = [entry.get("cmd") for entry in client.client_list()]
     if "blpop" not in commands and "subscribe" not in commands:
         return False
-    before = commands_processed(client)
+    before = stat(client, "total_commands_processed")
     time.sleep(QUIET_SECONDS)
-    return commands_processed(client) - before == 1  # only the first INFO itself
-
-
-def wait(predicate: Any, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.002)
+    return stat(client, "total_commands_processed") - before == 1  # only the first INFO itself
 
 
 class Monitor(threading.Thread):
@@ -152,10 +145,10 @@ def measure_waiting(admin_url: str, url: str, variant: Variant, rounds: int) -> 
     ids = []
     try:
         for _ in range(rounds):
-            wait(lambda: waiting(client), "the worker to wait")
+            wait_for(lambda: waiting(client), 30, "the worker to wait", 0.002)
             job = low.enqueue("os.getpid", result_ttl=60)
             ids.append(job.id)
-            wait(lambda job=job: job.get_status(refresh=True) == "finished", "the job")
+            wait_for(lambda job=job: job.get_status(refresh=True) == "finished", 30, "the job", 0.002)
     finally:
         stop_worker(pid)
         monitor.stop = True
@@ -220,10 +213,10 @@ def measure_idle(admin_url: str, url: str, variant: Variant) -> tuple[float, flo
     client.flushdb()
     pid = start_worker(url, variant, "idle-worker")
     try:
-        wait(lambda: waiting(client), "the worker to wait")
-        before = total_commands(client), total_commands(client, "evalsha"), connections(client)
+        wait_for(lambda: waiting(client), 30, "the worker to wait", 0.002)
+        before = total_commands(client), total_commands(client, "evalsha"), stat(client, "total_connections_received")
         time.sleep(IDLE_SECONDS)  # the measurement interval itself
-        after = total_commands(client), total_commands(client, "evalsha"), connections(client)
+        after = total_commands(client), total_commands(client, "evalsha"), stat(client, "total_connections_received")
     finally:
         stop_worker(pid)
     per_minute = 60 / IDLE_SECONDS
@@ -233,10 +226,6 @@ def measure_idle(admin_url: str, url: str, variant: Variant) -> tuple[float, flo
         (after[1] - before[1]) * per_minute,
         (after[2] - before[2]) * per_minute,
     )
-
-
-def connections(client: redis.Redis) -> int:
-    return int(client.info("stats")["total_connections_received"])
 
 
 def load() -> str:
