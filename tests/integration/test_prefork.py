@@ -85,6 +85,25 @@ def test_kill_9_of_a_worker_whose_child_waits_leaves_no_orphan_and_loses_no_job(
     stop_cleanly(pool, redis_client)
 
 
+def test_a_waiting_child_killed_by_someone_else_is_reaped_at_once(pool_factory, queue, redis_client):
+    pool = pool_factory(PREFORK.format(count=1)).start()
+    pool.wait_workers(1)
+    (worker,) = pool.worker_processes()
+    waiting = waiting_child(worker.pid)
+    os.kill(waiting.pid, signal.SIGKILL)
+    wait_for(  # not left a zombie until the worker's next job
+        lambda: waiting.pid not in {child.pid for child in psutil.Process(worker.pid).children()},
+        message=f"the worker to reap its killed waiting child {waiting.pid}",
+    )
+    job = queue("foo").enqueue("testapp.jobs.record", "after-the-kill")
+    wait_status(job, "finished")
+    assert record_pids(redis_client)["after-the-kill"] != waiting.pid
+    assert pool.worker_processes()[0].pid == worker.pid  # the worker lived on
+    waiting_child(worker.pid)  # and keeps the next job child waiting again
+    pool.wait_log(f"the waiting job child {waiting.pid} is gone; forking one")
+    stop_cleanly(pool, redis_client)
+
+
 def test_warm_stop_and_reload_end_the_waiting_children(pool_factory, queue, redis_client):
     pool = pool_factory(PREFORK.format(count=2)).start()
     pool.wait_workers(2)
