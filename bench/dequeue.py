@@ -1,17 +1,22 @@
 """Multi-queue dequeue: rq's BLPOP against the pool's claim (django_rq_pool/worker/dequeue.py).
 
 ``python -m bench.dequeue [--rounds N]`` runs one worker on ``high,low`` against a private
-redis-server, once as rq dequeues and once as the pool does, both with the pool's worker mixin, and
-prints per variant:
+redis-server in three variants, each with the pool's worker mixin: rq's own dequeue (BLPOP), the
+pool's claim waiting on its doorbell, and the pool's claim where Redis refuses CLIENT TRACKING (the
+worker's ACL user may not run it, so it falls back to BLPOP and a push). It prints per variant:
 
 * pick-up latency: the producer's push to the job's registration in Redis, for a job that arrives
   while the worker waits (read from ``MONITOR``'s server timestamps);
 * the loss window: the push to the first command after which a SIGKILLed worker loses nothing (rq:
-  the registration; the pool: the push into the intermediate list, or 0 for a claim from a backlog);
+  the registration; the fallback: the push into the intermediate list; the doorbell: none, the
+  claim script pops and pushes in one step);
 * the backlog dequeue cost: microseconds per job (the best of 5 alternating runs, as the machine may
   be shared) and Redis commands per job (as INFO commandstats counts them: a script's own commands
   too) with the jobs waiting in the second queue (the claim looks at the first one too);
-* Redis commands per idle worker per minute, and how many of them were scripts (EVALSHA).
+* Redis commands per idle worker per minute, how many of them were scripts (EVALSHA), and the
+  connections it opened meanwhile.
+
+``--phases`` picks some of ``backlog,waiting,idle``.
 """
 
 from __future__ import annotations
@@ -24,13 +29,26 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import redis
 
+from tests.harness import wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
 IDLE_SECONDS = 30
+QUIET_SECONDS = 0.03
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    claims: bool  # the pool's claiming dequeue, or rq's own
+    refused: bool = False  # the worker's user may not run CLIENT TRACKING: the BLPOP fallback
+
+
+VARIANTS = (Variant("rq BLPOP", False), Variant("pool doorbell", True), Variant("pool BLPOP fallback", True, True))
 
 
 def setup_django() -> None:
@@ -51,7 +69,7 @@ def worker_class(claims: bool) -> type:
     return type("BenchWorker", bases, {})
 
 
-def start_worker(url: str, claims: bool, name: str) -> int:
+def start_worker(url: str, variant: Variant, name: str) -> int:
     """A forked worker on high,low that heartbeats as a pool worker with the default --stuck-timeout."""
     pid = os.fork()
     if pid:
@@ -63,7 +81,7 @@ def start_worker(url: str, claims: bool, name: str) -> int:
 
         connection = redis.Redis.from_url(url)
         queues = [Queue(q, connection=connection) for q in ("high", "low")]
-        worker = worker_class(claims)(queues, connection=connection, name=name, **worker_heartbeat_kwargs(120))
+        worker = worker_class(variant.claims)(queues, connection=connection, name=name, **worker_heartbeat_kwargs(120))
         worker.work(logging_level="WARNING")
     finally:
         os._exit(0)
@@ -76,17 +94,18 @@ def stop_worker(pid: int) -> None:
     os.waitpid(pid, 0)
 
 
+def stat(client: redis.Redis, name: str) -> int:
+    return int(client.info("stats")[name])
+
+
 def waiting(client: redis.Redis) -> bool:
-    """The (only) worker is blocked in its dequeue."""
-    return any(c.get("cmd") == "blpop" for c in client.client_list())
-
-
-def wait(predicate: Any, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.002)
+    """The (only) worker waits: blocked in BLPOP or on its doorbell, and Redis heard nothing else for a while."""
+    commands = [entry.get("cmd") for entry in client.client_list()]
+    if "blpop" not in commands and "subscribe" not in commands:
+        return False
+    before = stat(client, "total_commands_processed")
+    time.sleep(QUIET_SECONDS)
+    return stat(client, "total_commands_processed") - before == 1  # only the first INFO itself
 
 
 class Monitor(threading.Thread):
@@ -106,30 +125,30 @@ class Monitor(threading.Thread):
                 self.lines.append((float(event["time"]), event["command"]))
 
     def first(self, pattern: str, job_id: str) -> float | None:
-        regex = re.compile(pattern)
+        """The first command (a script's own commands too, in lower case) matching ``pattern`` naming the job."""
+        regex = re.compile(pattern, re.IGNORECASE)
         for at, command in self.lines:
             if job_id in command and regex.search(command):
                 return at
         return None
 
 
-def measure_waiting(url: str, claims: bool, rounds: int) -> dict[str, float]:
+def measure_waiting(admin_url: str, url: str, variant: Variant, rounds: int) -> dict[str, float]:
     from rq import Queue
 
-    client = redis.Redis.from_url(url)
+    client = redis.Redis.from_url(admin_url)
     client.flushdb()
-    name = f"bench-{'pool' if claims else 'rq'}"
-    pid = start_worker(url, claims, name)
-    monitor = Monitor(url)
+    pid = start_worker(url, variant, "bench-" + variant.label.replace(" ", "-"))
+    monitor = Monitor(admin_url)
     monitor.start()
     low = Queue("low", connection=client)
     ids = []
     try:
         for _ in range(rounds):
-            wait(lambda: waiting(client), "the worker to wait")
+            wait_for(lambda: waiting(client), 30, "the worker to wait", 0.002)
             job = low.enqueue("os.getpid", result_ttl=60)
             ids.append(job.id)
-            wait(lambda job=job: job.get_status(refresh=True) == "finished", "the job")
+            wait_for(lambda job=job: job.get_status(refresh=True) == "finished", 30, "the job", 0.002)
     finally:
         stop_worker(pid)
         monitor.stop = True
@@ -138,10 +157,12 @@ def measure_waiting(url: str, claims: bool, rounds: int) -> dict[str, float]:
     for job_id in ids:
         pushed = monitor.first("^RPUSH rq:queue:low ", job_id)
         registered = monitor.first("^ZADD rq:wip:low ", job_id)
-        claimed = monitor.first("^RPUSH rq:queue:low:intermediate ", job_id) if claims else registered
-        if pushed is not None and registered is not None and claimed is not None:
+        landed = registered
+        if variant.claims:  # the doorbell's claim pops and pushes in one script: no window
+            landed = monitor.first("^RPUSH rq:queue:low:intermediate ", job_id) if variant.refused else pushed
+        if pushed is not None and registered is not None and landed is not None:
             pickup.append((registered - pushed) * 1e6)
-            window.append((claimed - pushed) * 1e6)
+            window.append((landed - pushed) * 1e6)
     return {
         "pick-up median": statistics.median(pickup),
         "p99": quantile(pickup, 0.99),
@@ -162,78 +183,98 @@ def total_commands(client: redis.Redis, name: str | None = None) -> int:
     return sum(int(entry["calls"]) for key, entry in stats.items() if name is None or key == f"cmdstat_{name}")
 
 
-def measure_backlog(url: str, claims: bool, jobs: int) -> dict[str, float]:
+def measure_backlog(admin_url: str, url: str, variant: Variant, jobs: int) -> dict[str, float]:
     from rq import Queue
 
-    from django_rq_pool.worker.dequeue import ClaimingQueue
+    from django_rq_pool.worker.dequeue import ClaimingQueue, HeldClaim
 
+    admin = redis.Redis.from_url(admin_url)
+    admin.flushdb()
     client = redis.Redis.from_url(url)
-    client.flushdb()
     queues = [Queue(q, connection=client) for q in ("high", "low")]
     with client.pipeline() as pipe:
         for _ in range(jobs):
             queues[1].enqueue("os.getpid", pipeline=pipe)
         pipe.execute()
-    dequeue_any = ClaimingQueue.dequeue_any if claims else Queue.dequeue_any
-    before = total_commands(client)
+    dequeue_any = ClaimingQueue.dequeue_any if variant.claims else Queue.dequeue_any
+    before = total_commands(admin)
     started = time.perf_counter()
     for _ in range(jobs):
         dequeue_any(queues, 5, connection=client)
+        HeldClaim.release()  # as the worker does once it executes the job
     elapsed = time.perf_counter() - started
-    commands = total_commands(client) - before - 1  # less the INFO call itself
+    commands = total_commands(admin) - before - 1  # less the INFO call itself
     return {"us_per_job": elapsed / jobs * 1e6, "commands_per_job": commands / jobs}
 
 
-def measure_idle(url: str, claims: bool) -> tuple[float, float]:
-    """Redis commands per minute from one idle worker (heartbeats, sliced blocking waits); of them, scripts."""
-    client = redis.Redis.from_url(url)
+def measure_idle(admin_url: str, url: str, variant: Variant) -> tuple[float, float, float]:
+    """Per minute from one idle worker (heartbeats, sliced waits): Redis commands, scripts, connections."""
+    client = redis.Redis.from_url(admin_url)
     client.flushdb()
-    name = f"idle-{'pool' if claims else 'rq'}"
-    pid = start_worker(url, claims, name)
+    pid = start_worker(url, variant, "idle-worker")
     try:
-        wait(lambda: waiting(client), "the worker to wait")
-        before, scripts_before = total_commands(client), total_commands(client, "evalsha")
+        wait_for(lambda: waiting(client), 30, "the worker to wait", 0.002)
+        before = total_commands(client), total_commands(client, "evalsha"), stat(client, "total_connections_received")
         time.sleep(IDLE_SECONDS)  # the measurement interval itself
-        after, scripts_after = total_commands(client), total_commands(client, "evalsha")
+        after = total_commands(client), total_commands(client, "evalsha"), stat(client, "total_connections_received")
     finally:
         stop_worker(pid)
     per_minute = 60 / IDLE_SECONDS
-    return (after - before - 2) * per_minute, (scripts_after - scripts_before) * per_minute  # less our INFOs
+    # less the three INFOs of ``before`` (their connection was open already)
+    return (
+        (after[0] - before[0] - 3) * per_minute,
+        (after[1] - before[1]) * per_minute,
+        (after[2] - before[2]) * per_minute,
+    )
+
+
+def load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=300, help="jobs that arrive while the worker waits")
     parser.add_argument("--backlog", type=int, default=2000, help="jobs in the backlog test")
+    parser.add_argument("--phases", default="backlog,waiting,idle", help="which measurements to make")
     args = parser.parse_args()
+    phases = set(args.phases.split(","))
     setup_django()
-    from tests.harness import RedisServer, redis_server_binary
+    from tests.harness import RedisServer, redis_server_binary, url_refusing_client_tracking
 
     binary = redis_server_binary()
     if binary is None:
         print("bench.dequeue: no redis-server found", file=sys.stderr)
         return 1
+    print(f"load average at start: {load()} ({os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(binary, Path(tmp))
         server.start()
-        url = f"redis://127.0.0.1:{server.port}/0"
+        admin_url = f"redis://127.0.0.1:{server.port}/0"
+        refusing_url = url_refusing_client_tracking(server, db=0)
+        urls = {variant: refusing_url if variant.refused else admin_url for variant in VARIANTS}
         try:
-            backlog: dict[bool, list[dict[str, float]]] = {False: [], True: []}
-            for _ in range(5):
-                for claims in (False, True):
-                    backlog[claims].append(measure_backlog(url, claims, args.backlog))
-            for claims in (False, True):
-                label = "pool claim" if claims else "rq BLPOP"
-                waited = measure_waiting(url, claims, args.rounds)
-                print(f"{label}: job arriving while the worker waits ({waited.pop('samples')} jobs), microseconds:")
-                print("    " + ", ".join(f"{key.strip()} {value:.0f}" for key, value in waited.items()))
-                best = min(run["us_per_job"] for run in backlog[claims])
-                commands = backlog[claims][0]["commands_per_job"]
-                print(f"    backlog: {best:.0f} us per job (best of 5), {commands:.1f} Redis commands per job")
-                total, scripts = measure_idle(url, claims)
-                print(f"    idle worker: {total:.0f} Redis commands per minute, {scripts:.0f} of them scripts")
+            backlog: dict[Variant, list[dict[str, float]]] = {variant: [] for variant in VARIANTS}
+            for _ in range(5 if "backlog" in phases else 0):
+                for variant in VARIANTS:
+                    backlog[variant].append(measure_backlog(admin_url, urls[variant], variant, args.backlog))
+            for variant in VARIANTS:
+                print(f"{variant.label}:")
+                if "waiting" in phases:
+                    waited = measure_waiting(admin_url, urls[variant], variant, args.rounds)
+                    print(f"    job arriving while the worker waits ({waited.pop('samples')} jobs), µs:")
+                    print("    " + ", ".join(f"{key.strip()} {value:.0f}" for key, value in waited.items()))
+                if "backlog" in phases:
+                    best = min(run["us_per_job"] for run in backlog[variant])
+                    commands = backlog[variant][0]["commands_per_job"]
+                    print(f"    backlog: {best:.0f} µs per job (best of 5), {commands:.1f} Redis commands per job")
+                if "idle" in phases:
+                    total, scripts, opened = measure_idle(admin_url, urls[variant], variant)
+                    print(f"    idle worker, per minute: {total:.0f} Redis commands, {scripts:.0f} scripts,", end=" ")
+                    print(f"{opened:.0f} connections")
         finally:
             server.stop()
+    print(f"load average at end: {load()}")
     return 0
 
 

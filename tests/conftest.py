@@ -65,6 +65,17 @@ def pool_factory(redis_client: redis.Redis, redis_server: RedisServer, tmp_path:
 
 
 @pytest.fixture
+def durable_redis(redis_server: RedisServer, tmp_path: Path) -> Iterator[RedisServer]:
+    """A test's own redis-server with an fsync'ed append-only file, so a restart keeps the queued jobs."""
+    server = RedisServer(redis_server.binary, tmp_path, ("--appendonly", "yes", "--appendfsync", "always"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def queue(redis_client: redis.Redis) -> Callable[[str], Queue]:
     return lambda name: Queue(name, connection=redis_client)
 

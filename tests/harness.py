@@ -106,6 +106,28 @@ class RedisServer:
         self.process = None
 
 
+NO_TRACKING_USER = "no-tracking"
+# Redis 6.2 cannot take one subcommand away (``-client|tracking`` needs Redis 7): there the user loses
+# CLIENT and gets back every subcommand rq, redis-py and the pool send.
+_CLIENT_BUT_TRACKING = ("id", "setname", "getname", "list", "info", "kill", "unblock", "setinfo")
+
+
+def url_refusing_client_tracking(server: RedisServer, db: int = 15) -> str:
+    """A URL for an ACL user of ``server`` that may run every command but CLIENT TRACKING.
+
+    As behind a managed Redis or a proxy that does not pass client-side caching: that one command
+    is refused with an error and everything else works.
+    """
+    admin = server.client()
+    rule = ("reset", "on", ">pw", "~*", "&*", "+@all")
+    try:
+        admin.execute_command("ACL", "SETUSER", NO_TRACKING_USER, *rule, "-client|tracking")
+    except redis.ResponseError:
+        allowed = [f"+client|{sub}" for sub in _CLIENT_BUT_TRACKING]
+        admin.execute_command("ACL", "SETUSER", NO_TRACKING_USER, *rule, "-client", *allowed)
+    return f"redis://{NO_TRACKING_USER}:pw@127.0.0.1:{server.port}/{db}"
+
+
 class Pool:
     """One ``manage.py rqpool`` subprocess in its own session, with its log captured to a file."""
 

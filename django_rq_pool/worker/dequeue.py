@@ -45,7 +45,7 @@ from rq.queue import Queue
 from rq.utils import as_text
 
 from django_rq_pool.worker.base import WorkerBase
-from django_rq_pool.worker.doorbell import doorbell_for, drop_doorbell
+from django_rq_pool.worker.doorbell import Doorbell, doorbell_for, drop_doorbell, listening_doorbell
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +100,16 @@ def claim_first(connection: Redis, queues: Sequence[Queue]) -> tuple[Queue, str]
     return queues[int(index)], as_text(job_id)
 
 
-def wait_and_claim(connection: Redis, queues: Sequence[Queue], timeout: int) -> tuple[Queue, str]:
+def wait_and_claim(
+    connection: Redis, queues: Sequence[Queue], timeout: int, listening: Doorbell | None = None
+) -> tuple[Queue, str]:
     """Wait for a write to the queues, then claim atomically; BLPOP where Redis refuses the doorbell.
 
-    Raises DequeueTimeout, as rq's ``Queue.lpop`` does, when nothing came within ``timeout``.
+    ``listening``: the doorbell that was already set up when the caller's claim found the queues
+    empty. If it is still the one serving them, every write since that claim has rung it, so the
+    wait begins without claiming again; a doorbell set up now claims first, as a write may have
+    landed before its tracking began. Raises DequeueTimeout, as rq's ``Queue.lpop`` does, when
+    nothing came within ``timeout``.
     """
     if timeout == 0:
         raise ValueError("RQ does not support indefinite timeouts. Please pick a timeout value > 0")
@@ -111,15 +117,17 @@ def wait_and_claim(connection: Redis, queues: Sequence[Queue], timeout: int) -> 
     if doorbell is None:
         return blpop_and_claim(connection, queues, timeout)
     deadline = time.monotonic() + timeout
+    claim_now = doorbell is not listening
     try:
         while True:
-            claimed = claim_first(connection, queues)  # after the doorbell is set up: no write goes unheard
-            if claimed is not None:
-                return claimed
+            if claim_now:
+                claimed = claim_first(connection, queues)  # the doorbell is set up: no later write goes unheard
+                if claimed is not None:
+                    return claimed
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or not doorbell.wait(left):  # no ring: nothing was written since the last claim
                 raise DequeueTimeout(timeout, [queue.key for queue in queues])
-            doorbell.wait(left)
+            claim_now = True
     except (RedisConnectionError, RedisTimeoutError):
         drop_doorbell()
         raise
@@ -175,11 +183,12 @@ class ClaimingQueue(Queue):
         queues = list(queues)
         job_cls = job_class if job_class is not None else cls.job_class
         while True:
+            listening = listening_doorbell()
             claimed = resume_claim(connection, queues) or claim_first(connection, queues)
             if claimed is None:
                 if timeout is None:
                     return None
-                claimed = wait_and_claim(connection, queues, timeout)
+                claimed = wait_and_claim(connection, queues, timeout, listening)
             queue, job_id = claimed
             HeldClaim.claim = (queue.key, job_id, True)
             try:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 
 from redis import Redis
-from redis.connection import Connection
+from redis.connection import Connection, ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
@@ -101,8 +101,8 @@ class Doorbell:
         except RedisConnectionError:
             return False
 
-    def wait(self, seconds: float) -> None:
-        """Return after a write under the prefixes (its messages read) or ``seconds``; raise on a stop."""
+    def wait(self, seconds: float) -> bool:
+        """True after a write under the prefixes (its messages read), False after ``seconds``; raise on a stop."""
         sock = self.listener._sock
         if sock is None:
             raise RedisConnectionError("The doorbell connection is closed")
@@ -111,7 +111,7 @@ class Doorbell:
         while not self.listener.can_read(timeout=0):
             left = deadline - time.monotonic()
             if left <= 0:
-                return
+                return False
             readable, _, _ = select.select([sock, wake_fd], [], [], left)
             if wake_fd in readable:
                 _drain_wake_pipe()
@@ -120,6 +120,7 @@ class Doorbell:
                 break
         while self.listener.can_read(timeout=0):
             self.listener.read_response()  # raises ConnectionError if Redis went away
+        return True
 
     def close(self) -> None:
         self.listener.disconnect()
@@ -130,28 +131,41 @@ class _Current:
     """This process's doorbell (one worker per process), or None until set up or after a failure."""
 
     doorbell: Doorbell | None = None
-    refused_warned = False
+    refused: tuple[int, ConnectionPool] | None = None  # (pid, pool) whose Redis refused CLIENT TRACKING
 
 
 def doorbell_for(client: Redis, queue_keys: Sequence[str]) -> Doorbell | None:
-    """The doorbell for these queues, set up on first use; None where Redis refuses CLIENT TRACKING."""
+    """The doorbell for these queues, set up on first use; None where Redis refuses CLIENT TRACKING.
+
+    A refusal is the server's configuration (its version, an ACL, a proxy), which does not change
+    under a running worker: it is remembered, and logged once, rather than asked again every slice
+    over two fresh connections.
+    """
     current = _Current.doorbell
     if current is not None and current.serves(client, queue_keys):
         return current
     if current is not None and current.pid == os.getpid():
         current.close()
     _Current.doorbell = None
+    refused = _Current.refused
+    if refused is not None and refused[0] == os.getpid() and refused[1] is client.connection_pool:
+        return None
     try:
         _Current.doorbell = Doorbell(client, queue_keys)
     except ResponseError as exc:
-        if not _Current.refused_warned:
-            _Current.refused_warned = True
-            log.warning(
-                "Redis refused CLIENT TRACKING (%s): this multi-queue worker waits in BLPOP, and a job Redis "
-                "hands over is in no list for one round trip (a worker killed then loses it)",
-                exc,
-            )
+        _Current.refused = (os.getpid(), client.connection_pool)
+        log.warning(
+            "Redis refused CLIENT TRACKING (%s): this multi-queue worker waits in BLPOP, and a job Redis "
+            "hands over is in no list for one round trip (a worker killed then loses it)",
+            exc,
+        )
     return _Current.doorbell
+
+
+def listening_doorbell() -> Doorbell | None:
+    """This process's doorbell as it stands, checked by nothing: the one a claim made now is covered by."""
+    current = _Current.doorbell
+    return current if current is not None and current.pid == os.getpid() else None
 
 
 def drop_doorbell() -> None:

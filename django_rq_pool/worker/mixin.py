@@ -11,16 +11,17 @@ with :class:`PoolWorkerMixin`, which installs these handlers:
 * HUP: reopen the log file (the master forwards its HUP so logrotate works).
 
 Its parts, one concern each: ``signals`` (the handlers), ``paused_dequeue`` (the dequeue that
-sees stops and pauses), ``job_child`` (forking and failing jobs, memory recycling), sharing the
-flags of ``state``. ``entry.run_worker`` builds and runs the worker.
+sees stops and pauses), ``outage`` (stopping while Redis is unreachable), ``job_child`` (forking
+and failing jobs, memory recycling), sharing the flags of ``state``. ``entry.run_worker`` builds and runs the worker.
 """
 
 from __future__ import annotations
 
 from django_rq_pool.worker.job_child import JobChildMixin
+from django_rq_pool.worker.outage import RedisOutageMixin
 from django_rq_pool.worker.paused_dequeue import PausedDequeueMixin
 from django_rq_pool.worker.signals import PoolSignalsMixin
 
 
-class PoolWorkerMixin(PoolSignalsMixin, PausedDequeueMixin, JobChildMixin):
-    """Signal handling, pausing and memory recycling for any rq worker class."""
+class PoolWorkerMixin(PoolSignalsMixin, PausedDequeueMixin, RedisOutageMixin, JobChildMixin):
+    """Signal handling, pausing, Redis outages and memory recycling for any rq worker class."""

@@ -49,6 +49,14 @@ def assert_failed_with(job: Job, client: redis.Redis, *fragments: str) -> str:
     return text
 
 
+def gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie its (new) parent has not reaped yet."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def zombie_children(pid: int) -> list[psutil.Process]:
     try:
         children = psutil.Process(pid).children()

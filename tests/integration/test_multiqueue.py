@@ -2,7 +2,8 @@
 
 The test app kills the first worker to reach a point (``TEST_DEQUEUE_KILL``, testapp/faults.py),
 right there; the pool replaces it and its janitor puts the job back, so every job still finishes
-exactly once. The chaos test covers the same with random kills under load.
+exactly once, also where Redis refuses the doorbell's CLIENT TRACKING (an ACL user without it) and
+the worker waits in BLPOP. The chaos test covers the same with random kills under load.
 """
 
 from __future__ import annotations
@@ -14,17 +15,34 @@ import pytest
 from rq import Queue
 from rq.job import Job
 
-from ..harness import done_records, signal, wait_for
+from ..harness import done_records, signal, url_refusing_client_tracking, wait_for
 from .lifecycle import assert_nothing_left
 
 ARGS = ("--backoff-max", "1", "--min-uptime", "1")
 POINTS = ("claimed", "claimed-after-wait", "dequeued", "registered", "job-child", "orphaned-job-child")
 
 
-@pytest.mark.parametrize("point", POINTS)
-def test_multi_queue_worker_killed_on_its_way_to_the_job_loses_nothing(point, pool_factory, redis_client, tmp_path):
+REFUSED = "Redis refused CLIENT TRACKING"
+# Where Redis refuses CLIENT TRACKING the worker waits in BLPOP and pushes the job into the intermediate
+# list: these points come after that push (the round trip before it is the documented window).
+CASES = [(point, False) for point in POINTS] + [("claimed-after-wait", True), ("dequeued", True)]
+
+
+def blocked_in_blpop(client) -> bool:
+    return any(entry.get("cmd") == "blpop" for entry in client.client_list())
+
+
+@pytest.mark.parametrize(
+    ("point", "refused"), CASES, ids=[point + ("-no-tracking" if refused else "") for point, refused in CASES]
+)
+def test_multi_queue_worker_killed_on_its_way_to_the_job_loses_nothing(
+    point, refused, pool_factory, redis_client, redis_server, tmp_path
+):
     marker = tmp_path / point
-    pool = pool_factory('"high,low": 1\n', ARGS, env={"TEST_DEQUEUE_KILL": f"{point}:{tmp_path}"})
+    env = {"TEST_DEQUEUE_KILL": f"{point}:{tmp_path}"}
+    if refused:
+        env["TEST_REDIS_URL"] = url_refusing_client_tracking(redis_server)
+    pool = pool_factory('"high,low": 1\n', ARGS, env=env)
     queues = {name: Queue(name, connection=redis_client) for name in ("high", "low")}
     jobs: list[Job] = []
 
@@ -32,9 +50,11 @@ def test_multi_queue_worker_killed_on_its_way_to_the_job_loses_nothing(point, po
         for n in range(count):
             jobs.append(queues[name].enqueue("testapp.jobs.record", f"{name}-{len(jobs)}-{n}", result_ttl=600))
 
-    if point == "claimed-after-wait":
+    if point == "claimed-after-wait" or refused:
         pool.start()
         pool.wait_workers(1)  # idle: the job must arrive while the worker blocks
+        if refused:
+            wait_for(lambda: blocked_in_blpop(redis_client), 20, "the worker to wait in BLPOP")
         enqueue("low", 1)
     else:
         enqueue("low", 2)
@@ -57,6 +77,31 @@ def test_multi_queue_worker_killed_on_its_way_to_the_job_loses_nothing(point, po
     runs = Counter(record["job"] for record in done_records(redis_client))
     assert all(runs[job.id] == 1 for job in jobs), runs
     assert killed_job in runs
+    assert (REFUSED in pool.log()) is refused
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit(30) == 0
+    assert_nothing_left(pool, redis_client)
+
+
+def test_a_multi_queue_worker_refused_client_tracking_waits_in_blpop_and_runs_every_job(
+    pool_factory, redis_client, redis_server
+):
+    """A user Redis refuses CLIENT TRACKING (an ACL): one warning, then BLPOP; jobs that come while it waits run."""
+    env = {"TEST_REDIS_URL": url_refusing_client_tracking(redis_server)}
+    pool = pool_factory('"high,low": 1\n', ARGS, env=env).start()
+    pool.wait_workers(1)
+    queues = {name: Queue(name, connection=redis_client) for name in ("high", "low")}
+    jobs = []
+    for n, name in enumerate(["low", "high", "low", "high"]):
+        wait_for(lambda: blocked_in_blpop(redis_client), 20, "the worker to wait in BLPOP")
+        jobs.append(queues[name].enqueue("testapp.jobs.record", f"{name}-{n}", result_ttl=600))
+        wait_for(lambda: jobs[-1].get_status(refresh=True) == "finished", 20, f"job {n} to finish")
+    runs = Counter(record["job"] for record in done_records(redis_client))
+    assert all(runs[job.id] == 1 for job in jobs), runs
+    assert not [entry for entry in redis_client.client_list() if "t" in entry.get("flags", "")]  # nothing tracks
+    assert redis_client.llen("rq:queue:low:intermediate") == redis_client.llen("rq:queue:high:intermediate") == 0
+    (warning,) = [line for line in pool.log().splitlines() if REFUSED in line]
+    assert "WARNING" in warning and "a worker killed then loses it" in warning
     pool.signal(signal.SIGQUIT)
     assert pool.wait_exit(30) == 0
     assert_nothing_left(pool, redis_client)

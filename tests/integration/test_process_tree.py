@@ -13,22 +13,15 @@ import psutil
 import pytest
 
 from ..harness import done_records, wait_for
-from .lifecycle import SLOW, assert_failed_with, assert_nothing_left, wait_started, wait_status, zombie_children
+from .lifecycle import SLOW, assert_failed_with, assert_nothing_left, gone, wait_started, wait_status, zombie_children
 
 WITH_SCHEDULER = "foo:\n  count: 1\n  with_scheduler: true\n"
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def _reapable(pid: int) -> bool:
     """Dead and waitable: a zombie leader whose other threads (rq's pub/sub) have exited too."""
     try:
-        return _gone(pid) and len(os.listdir(f"/proc/{pid}/task")) <= 1
+        return gone(pid) and len(os.listdir(f"/proc/{pid}/task")) <= 1
     except FileNotFoundError:
         return True
 
@@ -50,7 +43,7 @@ def test_kill_9_of_a_busy_worker_kills_its_job_child_and_scheduler_and_fails_the
     horse = record["pid"]
     scheduler = _scheduler_of(worker, horse)
     os.kill(worker.pid, signal.SIGKILL)
-    wait_for(lambda: _gone(horse) and _gone(scheduler), 10, "the job child and the scheduler to die")
+    wait_for(lambda: gone(horse) and gone(scheduler), 10, "the job child and the scheduler to die")
     text = assert_failed_with(job, redis_client, f"worker {name} (pid {worker.pid}, queues foo) killed by SIGKILL")
     assert "while running this job; failed by rqpool" in text
     wait_for(lambda: name not in pool.registered_workers(), 10, "the janitor to unregister the dead worker")
@@ -166,7 +159,7 @@ def test_a_worker_death_kills_only_its_own_descendants(pool_factory, queue, redi
         for proc in left:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
-    wait_for(lambda: all(_gone(p.pid) for p in left), 10, "the adopted processes to die")
+    wait_for(lambda: all(gone(p.pid) for p in left), 10, "the adopted processes to die")
     assert_nothing_left(pool, redis_client)
 
 

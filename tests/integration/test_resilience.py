@@ -23,7 +23,7 @@ from django_rq_pool.master.arbiter import Arbiter, WorkerRecord
 from django_rq_pool.worker.entry import _max_jobs
 
 from ..conftest import IN_CI
-from ..harness import Pool, RedisServer, done_records, wait_for
+from ..harness import Pool, done_records, wait_for
 
 PIDS_CGROUP = Path("/sys/fs/cgroup/pids")
 
@@ -247,17 +247,6 @@ def test_stuck_worker_is_killed_replaced_and_its_job_failed(pool_factory, queue,
 
 
 # -- 2. Redis outage ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def durable_redis(redis_server: RedisServer, tmp_path: Path):
-    """This test's own redis-server with an fsync'ed append-only file, so a restart keeps the queued jobs."""
-    server = RedisServer(redis_server.binary, tmp_path, ("--appendonly", "yes", "--appendfsync", "always"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_redis_outage_is_survived_and_every_job_accounted_for(durable_redis, tmp_path):

@@ -14,10 +14,11 @@ from rq.job import Job
 from rq.worker import SimpleWorker, SpawnWorker, Worker
 from testapp.queues import OwnDequeueQueue
 
+from django_rq_pool.worker import dequeue as dequeue_module
 from django_rq_pool.worker.dequeue import ClaimingQueue, ClaimingWorkerMixin, HeldClaim, claiming_queue_class
 from django_rq_pool.worker.doorbell import disjoint_prefixes, wake
 
-from ..harness import done_records, wait_for
+from ..harness import done_records, url_refusing_client_tracking, wait_for
 
 
 @pytest.fixture
@@ -200,12 +201,65 @@ def test_a_doorbell_whose_tracking_connection_was_closed_is_set_up_again(redis_c
     test_a_job_arriving_during_the_wait_is_claimed_at_once(redis_client, redis_server, queues)
 
 
-def test_without_client_tracking_the_wait_falls_back_to_blpop(redis_client, queues, monkeypatch, caplog):
-    monkeypatch.setattr("django_rq_pool.worker.dequeue.doorbell_for", lambda client, keys: None)
-    started = time.monotonic()
+def scripts_run(client: redis.Redis) -> int:
+    return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def test_an_idle_slice_claims_once_when_the_doorbell_already_listened(redis_client, redis_server, queues, monkeypatch):
+    """The doorbell set up by an earlier slice heard every write since this slice's claim: no second claim.
+
+    A write that lands right after that claim, before the wait begins, still wakes the wait at once.
+    """
+    order = [queues["high"], queues["low"]]
     with pytest.raises(DequeueTimeout):
-        dequeue(redis_client, [queues["high"], queues["low"]], timeout=1)
-    assert 0.9 < time.monotonic() - started < 3
+        dequeue(redis_client, order, timeout=1)  # sets the doorbell up: claims before and after
+    before = scripts_run(redis_server.client())
+    with pytest.raises(DequeueTimeout):
+        dequeue(redis_client, order, timeout=1)
+    assert scripts_run(redis_server.client()) - before == 1
+    claim_first = dequeue_module.claim_first
+    late: list[Job] = []
+
+    def claim_then_a_write_lands(*args: object) -> object:
+        claimed = claim_first(*args)
+        if claimed is None and not late:
+            late.append(queues["low"].enqueue("testapp.jobs.record", "between the claim and the wait"))
+        return claimed
+
+    monkeypatch.setattr(dequeue_module, "claim_first", claim_then_a_write_lands)
+    started = time.monotonic()
+    found = dequeue(redis_client, order, timeout=10)
+    assert found is not None and found[0].id == late[0].id and time.monotonic() - started < 5
+
+
+def test_without_client_tracking_the_wait_falls_back_to_blpop_and_asks_once(redis_client, redis_server, caplog):
+    """A user Redis refuses CLIENT TRACKING (an ACL): one warning, no new connection per slice, BLPOP and the push."""
+    client = redis.Redis.from_url(url_refusing_client_tracking(redis_server))
+    order = [Queue(name, connection=client) for name in ("high", "low")]
+    admin = redis_server.client()
+    connections = []
+    for _ in range(2):
+        started = time.monotonic()
+        with pytest.raises(DequeueTimeout):
+            dequeue(client, order, timeout=1)
+        assert 0.9 < time.monotonic() - started < 3
+        connections.append(admin.info("stats")["total_connections_received"])
+    assert connections[0] == connections[1]
+    assert caplog.text.count("Redis refused CLIENT TRACKING") == 1
+    late: list[Job] = []
+
+    def enqueue_once_blocked() -> None:
+        wait_for(lambda: any(c.get("cmd") == "blpop" for c in admin.client_list()), 10, "BLPOP")
+        late.append(Queue("low", connection=admin).enqueue("testapp.jobs.record", "while blocked"))
+
+    thread = threading.Thread(target=enqueue_once_blocked)
+    thread.start()
+    try:
+        found = dequeue(client, order, timeout=10)
+    finally:
+        thread.join()
+    assert found is not None and found[0].id == late[0].id
+    assert admin.lrange("rq:queue:low:intermediate", 0, -1) == [late[0].id.encode()]
 
 
 def test_overlapping_queue_keys_track_one_prefix():
