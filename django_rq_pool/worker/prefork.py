@@ -7,9 +7,9 @@ instead of forking. The child then runs rq's own ``main_work_horse`` and ``perfo
 
 What a fork after the dequeue would have given the child, it is sent or rebuilds:
 
-* the job: fetched by its id, as rq's ``SpawnWorker`` does for a job child that is not a fork
-  (the worker changes nothing of it in Redis between the dequeue and the fork), with the Redis
-  version the dequeue noted on it; the queue: rebuilt from its key, as rq's dequeue does;
+* the job: its stored fields, rebuilt as ``Job.fetch`` does without asking Redis again
+  (``handed_job.py``), with the Redis version the dequeue noted on it; the queue: rebuilt from its
+  key, as rq's dequeue does;
 * the execution the worker registered just before: its fields, copied;
 * the job's environment (``RQ_WORKER_ID``, ``RQ_JOB_ID``); a log file reopen if a HUP came since.
 
@@ -17,7 +17,9 @@ Before it waits, the child does what rq's job child does first: its own process 
 child's signal dispositions, no inherited DB socket; and it opens its own Redis connection. While
 it waits it holds nothing else: it dies with the worker (``PR_SET_PDEATHSIG``; the master also
 finds it on the lineage page), and a dequeue that ends without a job (a stop, a burst's end,
-``max_idle_time``) SIGKILLs and reaps it. If it died meanwhile, the worker forks as rq does.
+``max_idle_time``) SIGKILLs and reaps it. If it died meanwhile, the worker reaps it at once (its
+SIGCHLD handler waits for that one pid only, never for rq's job child or scheduler; the calls it
+interrupts are resumed, PEP 475) and forks the next job child as rq does.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from django_rq_pool.common.linux import signal_on_parent_death
 from django_rq_pool.common.log_files import reopen_on_signal
 from django_rq_pool.common.titles import forking_as
 from django_rq_pool.compat import runs_jobs_in_process
+from django_rq_pool.worker.handed_job import job_fields, restored_job
 from django_rq_pool.worker.job_child import JobChildMixin
 from django_rq_pool.worker.waiting_child import WaitingChild, read_hand_over
 
@@ -87,6 +90,18 @@ class PreforkMixin(JobChildMixin):
         super()._install_signal_handlers()
         if self.pool_prefork_job_child:
             signal.signal(signal.SIGHUP, self._pool_reopen_logs)
+            signal.signal(signal.SIGCHLD, self._pool_reap_waiting_child)
+
+    def setup_work_horse_signals(self) -> None:
+        super().setup_work_horse_signals()
+        # A handler makes blocking calls fail with EINTR: the job's C code (libpq, ...) must not see that.
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+    def _pool_reap_waiting_child(self, signum: int, frame: FrameType | None) -> None:
+        """SIGCHLD: reap the waiting child if it died, so that no zombie waits for the next job."""
+        waiting = self._pool_waiting
+        if waiting is not None and waiting.parent == os.getpid() and not waiting.reaped and waiting.exited():
+            self._pool_record_lineage(0)  # its pid may be reused: the master must not kill that
 
     def _pool_reopen_logs(self, signum: int, frame: FrameType | None) -> None:
         self._pool_logs_reopened = True
@@ -95,6 +110,7 @@ class PreforkMixin(JobChildMixin):
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
         if self.pool_prefork_job_child and self._pool_waiting is None:
             self._pool_waiting = self._pool_fork_waiting_child()
+            self._pool_waiting.exited()  # one that died before the line above was not the handler's to reap
             self._pool_record_lineage(0)
         try:
             result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
@@ -108,7 +124,7 @@ class PreforkMixin(JobChildMixin):
     def _pool_record_lineage(self, job_child: int) -> None:
         """While no job child runs, the waiting one is what the master must kill if this worker dies."""
         waiting = self._pool_waiting
-        super()._pool_record_lineage(job_child or (waiting.pid if waiting is not None else 0))
+        super()._pool_record_lineage(job_child or (waiting.pid if waiting is not None and not waiting.reaped else 0))
 
     def _pool_fork_horse(self, job: Any, queue: Any) -> None:
         waiting, self._pool_waiting = self._pool_waiting, None
@@ -126,6 +142,7 @@ class PreforkMixin(JobChildMixin):
         fields = {name: value for name, value in vars(execution).items() if name not in ("connection", "_job")}
         return {
             "job_id": job.id,
+            "job_fields": job_fields(job),
             "redis_server_version": getattr(job, "redis_server_version", None),
             "queue_key": queue.key,
             "execution": (type(execution), fields),
@@ -202,7 +219,9 @@ class PreforkMixin(JobChildMixin):
         """The job, its queue and its execution as the worker holds them, with this process's connection."""
         if hand_over["reopen_logs"]:
             reopen_on_signal(signal.SIGHUP, None)
-        job = self.job_class.fetch(hand_over["job_id"], connection=self.connection, serializer=self.serializer)
+        job = restored_job(
+            self.job_class, hand_over["job_id"], hand_over["job_fields"], self.connection, self.serializer
+        )
         job.redis_server_version = hand_over["redis_server_version"]
         queue = self.queue_class.from_queue_key(
             hand_over["queue_key"],

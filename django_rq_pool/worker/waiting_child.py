@@ -11,7 +11,7 @@ import os
 import pickle
 import signal
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 LENGTH = struct.Struct("=I")  # the length of the pickled hand-over that follows it on the pipe
@@ -24,10 +24,11 @@ class WaitingChild:
     pid: int
     write_fd: int
     reaped: bool = False
+    parent: int = field(default_factory=os.getpid)  # a process forked from the worker (its scheduler) holds a copy
 
     def hand_over(self, message: dict[str, Any]) -> bool:
         """Send the job; False if the child is gone (the worker then forks as rq does)."""
-        if self._exited():
+        if self.exited():
             return False
         payload = pickle.dumps(message)
         data = memoryview(LENGTH.pack(len(payload)) + payload)
@@ -51,7 +52,10 @@ class WaitingChild:
             os.waitpid(self.pid, 0)
         self.reaped = True
 
-    def _exited(self) -> bool:
+    def exited(self) -> bool:
+        """Reap it if it has exited; never waits, and never waits twice (its pid may be reused)."""
+        if self.reaped:
+            return True
         try:
             self.reaped = os.waitpid(self.pid, os.WNOHANG)[0] != 0
         except ChildProcessError:

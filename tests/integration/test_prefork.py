@@ -7,7 +7,7 @@ import signal
 
 import psutil
 
-from ..harness import done_records, wait_for
+from ..harness import Pool, done_records, wait_for
 from .lifecycle import SLOW, assert_failed_with, assert_nothing_left, status, wait_started, wait_status
 from .test_operations import LOG_JOB, read, wait_text
 
@@ -72,16 +72,37 @@ def test_jobs_run_in_the_child_forked_before_them(pool_factory, queue, redis_cli
     stop_cleanly(pool, redis_client)
 
 
-def test_kill_9_of_a_worker_whose_child_waits_leaves_no_orphan_and_loses_no_job(pool_factory, queue, redis_client):
+def one_waiting_worker(pool_factory) -> tuple[Pool, psutil.Process, psutil.Process]:
+    """A pool of one pre-forking worker, the worker and its waiting job child."""
     pool = pool_factory(PREFORK.format(count=1)).start()
     pool.wait_workers(1)
     (worker,) = pool.worker_processes()
-    waiting = waiting_child(worker.pid)
+    return pool, worker, waiting_child(worker.pid)
+
+
+def test_kill_9_of_a_worker_whose_child_waits_leaves_no_orphan_and_loses_no_job(pool_factory, queue, redis_client):
+    pool, worker, waiting = one_waiting_worker(pool_factory)
     os.kill(worker.pid, signal.SIGKILL)
     pool.wait_log(f"worker {worker.pid} [foo] killed by SIGKILL")
     wait_for(lambda: gone(waiting), message=f"the waiting job child {waiting.pid} to end")
     job = queue("foo").enqueue("testapp.jobs.record", "after-kill")
     wait_status(job, "finished")
+    stop_cleanly(pool, redis_client)
+
+
+def test_a_waiting_child_killed_by_someone_else_is_reaped_at_once(pool_factory, queue, redis_client):
+    pool, worker, waiting = one_waiting_worker(pool_factory)
+    os.kill(waiting.pid, signal.SIGKILL)
+    wait_for(  # not left a zombie until the worker's next job
+        lambda: waiting.pid not in {child.pid for child in psutil.Process(worker.pid).children()},
+        message=f"the worker to reap its killed waiting child {waiting.pid}",
+    )
+    job = queue("foo").enqueue("testapp.jobs.record", "after-the-kill")
+    wait_status(job, "finished")
+    assert record_pids(redis_client)["after-the-kill"] != waiting.pid
+    assert pool.worker_processes()[0].pid == worker.pid  # the worker lived on
+    waiting_child(worker.pid)  # and keeps the next job child waiting again
+    pool.wait_log(f"the waiting job child {waiting.pid} is gone; forking one")
     stop_cleanly(pool, redis_client)
 
 
