@@ -118,7 +118,9 @@ def boot() -> None:
 def run(rounds: int, freeze: bool, warm_in_worker: bool) -> int:
     boot()
     results = fork_and_read(lambda fd: worker(rounds, freeze, warm_in_worker, fd))
-    mode = ", ".join(m for m, on in (("gc.freeze() in the worker", freeze), ("warmed in the worker", warm_in_worker)) if on)
+    mode = ", ".join(
+        m for m, on in (("gc.freeze() in the worker", freeze), ("warmed in the worker", warm_in_worker)) if on
+    )
     print(f"per job child, median of {rounds}{' (' + mode + ')' if mode else ''}")
     print(f"{'part':<13}{'CPU ms':>8}{'faults':>8}{'2nd CPU':>9}{'2nd flt':>9}")
     for name, rows in results.items():

@@ -21,7 +21,6 @@ from typing import Any
 
 from django.conf import settings
 
-from django_rq_pool.master import hot_paths
 from django_rq_pool.master.regexes import warm_regexes
 from django_rq_pool.master.sample_render import render_sample
 
@@ -137,15 +136,6 @@ def translation_catalogue() -> str:
     return settings.LANGUAGE_CODE
 
 
-def code_paths() -> str:
-    """Call Django's per-job entry points until CPython has specialized their bytecode (hot_paths)."""
-    from django.urls import get_resolver
-
-    done = [hot_paths.reverse_calls(get_resolver())] if getattr(settings, "ROOT_URLCONF", None) else []
-    done += [hot_paths.template_lookups(hot_paths.cached_template_names()), hot_paths.catalogue_lookups(), hot_paths.renders()]
-    return ", ".join(done)
-
-
 def regular_expressions() -> str:
     """Fill re's cache with what reverse() and the template filters compile, last: nothing evicts it."""
     from django.utils import translation
@@ -160,7 +150,6 @@ STEPS: tuple[tuple[str, Callable[[], str]], ...] = (
     ("templates", compiled_templates),
     ("translation catalogue", translation_catalogue),
     ("built-in template filters", render_sample),
-    ("code paths", code_paths),
     ("regular expressions", regular_expressions),
 )
 
