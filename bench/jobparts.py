@@ -7,8 +7,7 @@ turn. Each job child records, with ``getrusage``, its CPU time and minor page fa
 to the end of the part's first run (what a job child pays), and again for a second run of the part
 in the same child (the plain work, with nothing left to build or copy). First minus second is what
 the child built or copied on first use. ``--freeze`` makes the worker call ``gc.freeze()`` before
-each fork, as ``--warm-in-worker`` runs each part once in the worker first (the most any warming
-of the master could save).
+each fork.
 """
 
 from __future__ import annotations
@@ -82,13 +81,10 @@ def fork_and_read(target: Callable[[int], None]) -> Any:
     return json.loads(b"".join(chunks))
 
 
-def worker(rounds: int, freeze: bool, warm_in_worker: bool, out: int) -> None:
+def worker(rounds: int, freeze: bool, out: int) -> None:
     """The worker: the collector on (as ``enter_child`` does), one job child per part per round."""
     gc.enable()
     table = parts()
-    if warm_in_worker:
-        for part in table.values():
-            part()
     results: dict[str, list[list[float]]] = {name: [] for name in table}
     for _ in range(rounds):
         for name, part in table.items():
@@ -115,13 +111,10 @@ def boot() -> None:
     gc.freeze()
 
 
-def run(rounds: int, freeze: bool, warm_in_worker: bool) -> int:
+def run(rounds: int, freeze: bool) -> int:
     boot()
-    results = fork_and_read(lambda fd: worker(rounds, freeze, warm_in_worker, fd))
-    mode = ", ".join(
-        m for m, on in (("gc.freeze() in the worker", freeze), ("warmed in the worker", warm_in_worker)) if on
-    )
-    print(f"per job child, median of {rounds}{' (' + mode + ')' if mode else ''}")
+    results = fork_and_read(lambda fd: worker(rounds, freeze, fd))
+    print(f"per job child, median of {rounds}{' (gc.freeze() in the worker)' if freeze else ''}")
     print(f"{'part':<13}{'CPU ms':>8}{'faults':>8}{'2nd CPU':>9}{'2nd flt':>9}")
     for name, rows in results.items():
         medians = [statistics.median(row[i] for row in rows) for i in range(4)]

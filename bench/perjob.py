@@ -177,14 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job", choices=JOBS, default="trivial", help="the job of the phase timers")
     parser.add_argument("--parts", action="store_true", help="the Django-heavy job's parts instead (bench.jobparts)")
     parser.add_argument("--freeze", action="store_true", help="--parts: gc.freeze() in the worker before each fork")
-    parser.add_argument("--warm-in-worker", action="store_true", help="--parts: run each part once in the worker")
     args = parser.parse_args(argv)
     sys.path[:0] = [str(ROOT), str(PROJECT)]
     if args.parts:
         from . import jobparts
 
         os.environ.update(BENCH_STATE_MB=str(args.state_mb), DJANGO_SETTINGS_MODULE="benchsite.settings")
-        return jobparts.run(args.rounds, args.freeze, args.warm_in_worker)
+        return jobparts.run(args.rounds, args.freeze)
     from tests.harness import RedisServer, redis_server_binary
 
     with tempfile.TemporaryDirectory(prefix="rqpool-perjob-") as tmp:
