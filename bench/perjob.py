@@ -1,7 +1,7 @@
 """Where a job's time goes: plain timers around rq's phases, rq's worker against the pool's worker.
 
 ``python -m bench.perjob [--jobs N] [--rounds R] [--job django_heavy]``: one process sets Django up
-on the bench app, warms it as rqpool's master does, and runs, in turns, a plain rq ``Worker`` and
+on the bench app, preloads and warms it as rqpool's master does, and runs, in turns, a plain rq ``Worker`` and
 the pool's worker class (``PoolWorkerMixin`` over it, with the pool's heartbeat settings and titles),
 each in burst mode over N jobs. CPU time (not wall
 time: the machine is shared) is summed per phase:
@@ -195,13 +195,10 @@ def main(argv: list[str] | None = None) -> int:
                 BENCH_STATE_MB=str(args.state_mb),
                 DJANGO_SETTINGS_MODULE="benchsite.settings",
             )
-            import django
+            from .jobparts import boot
 
-            django.setup()
-            from django_rq_pool.master.warm import warm_django
-
-            warm_django()  # as rqpool's master does before forking, and frozen as it is
-            gc.freeze()
+            boot()  # as rqpool's master does before forking: preloaded, warmed, frozen
+            gc.enable()  # as in a worker: this process runs the workers
             from django_rq_pool.common import titles
 
             titles.install("bench")
