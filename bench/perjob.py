@@ -1,8 +1,9 @@
 """Where a job's time goes: plain timers around rq's phases, rq's worker against the pool's worker.
 
-``python -m bench.perjob [--jobs N] [--rounds R]``: one process sets Django up on the bench app and
-runs, in turns, a plain rq ``Worker`` and the pool's worker class (``PoolWorkerMixin`` over it, with
-the pool's heartbeat settings and titles), each in burst mode over N trivial jobs. CPU time (not wall
+``python -m bench.perjob [--jobs N] [--rounds R] [--job django_heavy]``: one process sets Django up
+on the bench app, preloads and warms it as rqpool's master does, and runs, in turns, a plain rq ``Worker`` and
+the pool's worker class (``PoolWorkerMixin`` over it, with the pool's heartbeat settings and titles),
+each in burst mode over N jobs. CPU time (not wall
 time: the machine is shared) is summed per phase:
 
 * worker: dequeue, fork (the parent's side of ``fork()``), reap (``monitor_work_horse``: waiting for
@@ -14,6 +15,7 @@ time: the machine is shared) is summed per phase:
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import resource
 import statistics
@@ -75,8 +77,11 @@ def timing_class(base: type, child_log: int) -> type:
     return Timed
 
 
-def run_variant(name: str, jobs: int, child_path: Path) -> dict[str, float]:
-    """CPU milliseconds per job in each phase for one burst of ``jobs`` trivial jobs."""
+JOBS = {"trivial": ("benchapp.jobs_trivial.noop", ()), "django_heavy": ("benchapp.jobs_realistic.django_heavy", (1,))}
+
+
+def run_variant(name: str, jobs: int, child_path: Path, job: str = "trivial") -> dict[str, float]:
+    """CPU milliseconds per job in each phase for one burst of ``jobs`` jobs of one kind."""
     import django_rq
     from rq import Worker
 
@@ -88,7 +93,7 @@ def run_variant(name: str, jobs: int, child_path: Path) -> dict[str, float]:
     queue = django_rq.get_queue("bench")
     queue.empty()
     for _ in range(jobs):
-        queue.enqueue("benchapp.jobs_trivial.noop", result_ttl=600)
+        queue.enqueue(JOBS[job][0], *JOBS[job][1], result_ttl=600)
     child_log = os.open(child_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
     kwargs: dict[str, Any] = {}
     if name == "rqpool":
@@ -169,8 +174,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="turns of each variant, alternated")
     parser.add_argument("--state-mb", type=float, default=150.0)
     parser.add_argument("--no-launch", action="store_true", help="only the phase timers, not the launched contenders")
+    parser.add_argument("--job", choices=JOBS, default="trivial", help="the job of the phase timers")
+    parser.add_argument("--parts", action="store_true", help="the Django-heavy job's parts instead (bench.jobparts)")
+    parser.add_argument("--freeze", action="store_true", help="--parts: gc.freeze() in the worker before each fork")
     args = parser.parse_args(argv)
     sys.path[:0] = [str(ROOT), str(PROJECT)]
+    if args.parts:
+        from . import jobparts
+
+        os.environ.update(BENCH_STATE_MB=str(args.state_mb), DJANGO_SETTINGS_MODULE="benchsite.settings")
+        return jobparts.run(args.rounds, args.freeze)
     from tests.harness import RedisServer, redis_server_binary
 
     with tempfile.TemporaryDirectory(prefix="rqpool-perjob-") as tmp:
@@ -182,9 +195,10 @@ def main(argv: list[str] | None = None) -> int:
                 BENCH_STATE_MB=str(args.state_mb),
                 DJANGO_SETTINGS_MODULE="benchsite.settings",
             )
-            import django
+            from .jobparts import boot
 
-            django.setup()
+            boot()  # as rqpool's master does before forking: preloaded, warmed, frozen
+            gc.enable()  # as in a worker: this process runs the workers
             from django_rq_pool.common import titles
 
             titles.install("bench")
@@ -193,13 +207,13 @@ def main(argv: list[str] | None = None) -> int:
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
             for _ in range(args.rounds):
                 for name in ("rq", "rqpool"):
-                    results[name].append(run_variant(name, args.jobs, Path(tmp) / "child.log"))
+                    results[name].append(run_variant(name, args.jobs, Path(tmp) / "child.log", args.job))
                 for key in () if args.no_launch else ("rqworker-pool", "rqpool"):
                     launched[key].append(run_launched(key, args.jobs, Path(tmp), env))
         finally:
             server.stop()
     phases = [*PARENT_PHASES, *CHILD_PHASES, "child exit"]
-    print(f"CPU ms per trivial job, median of {args.rounds} rounds of {args.jobs} jobs")
+    print(f"CPU ms per {args.job} job, median of {args.rounds} rounds of {args.jobs} jobs")
     print(f"{'phase':<14}{'rq Worker':>11}{'rqpool':>9}")
     for phase in [*phases, "total", "faults at start", "faults in child"]:
         row = []
