@@ -79,6 +79,12 @@ RQ_POOL_PRELOAD_DISCOVER = os.environ.get("TEST_RQ_POOL_PRELOAD_DISCOVER") == "1
 
 if os.environ.get("TEST_RQ_POOL_WARM"):
     RQ_POOL_WARM = os.environ["TEST_RQ_POOL_WARM"] == "1"
+# Objects a large project loads and its workers never touch (its huge pages stay whole in them).
+_loaded_state = [
+    {"id": i, "name": f"item-{i:07d}"} for i in range(int(float(os.environ.get("TEST_STATE_MB", "0")) * 4000))
+]
+if os.environ.get("TEST_RQ_POOL_HUGE_PAGES"):
+    RQ_POOL_HUGE_PAGES = os.environ["TEST_RQ_POOL_HUGE_PAGES"] == "1"
 if os.environ.get("TEST_RQ_POOL_JOB_KILLED_TIMEOUT"):
     RQ_POOL_JOB_KILLED_TIMEOUT = float(os.environ["TEST_RQ_POOL_JOB_KILLED_TIMEOUT"])
 RQ_POOL_CONTROL_QUEUE = "foo"
