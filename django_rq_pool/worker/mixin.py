@@ -12,15 +12,17 @@ with :class:`PoolWorkerMixin`, which installs these handlers:
 
 Its parts, one concern each: ``signals`` (the handlers), ``paused_dequeue`` (the dequeue that
 sees stops and pauses), ``job_child`` (forking and failing jobs, memory recycling), sharing the
-flags of ``state``. ``entry.run_worker`` builds and runs the worker.
+flags of ``state``; ``heartbeats`` (rq's heartbeats and state writes in fewer round trips).
+``entry.run_worker`` builds and runs the worker.
 """
 
 from __future__ import annotations
 
+from django_rq_pool.worker.heartbeats import FewerRoundTripsMixin
 from django_rq_pool.worker.job_child import JobChildMixin
 from django_rq_pool.worker.paused_dequeue import PausedDequeueMixin
 from django_rq_pool.worker.signals import PoolSignalsMixin
 
 
-class PoolWorkerMixin(PoolSignalsMixin, PausedDequeueMixin, JobChildMixin):
-    """Signal handling, pausing and memory recycling for any rq worker class."""
+class PoolWorkerMixin(PoolSignalsMixin, PausedDequeueMixin, JobChildMixin, FewerRoundTripsMixin):
+    """Signal handling, pausing, memory recycling and fewer Redis round trips for any rq worker class."""
