@@ -69,8 +69,8 @@ def commands(client) -> dict[str, int]:
     return {key.removeprefix("cmdstat_"): int(entry["calls"]) for key, entry in client.info("commandstats").items()}
 
 
-def commands_per_job(redis_server, client, pool: bool, queues: tuple[str, ...]) -> tuple[float, float]:
-    """(all commands, EXPIRE) per job: a run of 40 jobs less a run of 10, so start and exit cancel out."""
+def commands_per_job(redis_server, client, pool: bool, queues: tuple[str, ...]) -> dict[str, float]:
+    """Commands per job by name, and ``total``: a run of 40 jobs less a run of 10, so start and exit cancel out."""
     counts = []
     for jobs in (10, 40):
         client.flushdb()
@@ -86,17 +86,22 @@ def commands_per_job(redis_server, client, pool: bool, queues: tuple[str, ...]) 
         after = commands(client)
         counts.append({name: after[name] - before.get(name, 0) for name in after})
     few, many = counts
-    total = (sum(many.values()) - sum(few.values())) / 30
-    return total, (many.get("expire", 0) - few.get("expire", 0)) / 30
+    per_job = {name: (many[name] - few.get(name, 0)) / 30 for name in many}
+    per_job["total"] = sum(per_job.values())
+    return per_job
 
 
 @pytest.mark.parametrize("queues", [("low",), ("high", "low")], ids=["single-queue", "multi-queue"])
 def test_the_pool_worker_sends_fewer_commands_per_job_than_rq(redis_server, redis_client, queues):
-    rq_total, rq_expires = commands_per_job(redis_server, redis_client, False, queues)
-    pool_total, pool_expires = commands_per_job(redis_server, redis_client, True, queues)
-    assert rq_expires >= 4  # rq: a heartbeat after the job, with EXISTS, before and after the dequeue
-    assert pool_expires <= 2.5  # the job child's and at most one or two of the worker's
-    assert pool_total <= rq_total - 4, (pool_total, rq_total)
+    rq = commands_per_job(redis_server, redis_client, False, queues)
+    pool = commands_per_job(redis_server, redis_client, True, queues)
+    # Of rq's four worker heartbeats between two jobs, two are skipped (after the job and before the
+    # dequeue; those with the idle state and EXISTS stay), and so is the second set_state(IDLE).
+    assert pool["expire"] <= rq["expire"] - 1.5, (pool, rq)
+    assert pool["hset"] <= rq["hset"] - 2.5, (pool, rq)
+    assert pool.get("hsetnx", 0) <= 1.5, pool  # the state's HSETNX rides on a heartbeat
+    if len(queues) == 1:  # a multi-queue list claims with a script, whose inner commands count too
+        assert pool["total"] <= rq["total"] - 3, (pool, rq)
 
 
 def beat_age(client, key: str) -> float:
