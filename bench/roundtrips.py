@@ -15,7 +15,6 @@ import argparse
 import collections
 import os
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import redis
 
 from bench.dequeue import setup_django, wait
+from bench.redis_server import own_redis
 
 QUEUE_LISTS = {"single": ("low",), "multi": ("high", "low")}
 
@@ -140,26 +140,14 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=200)
     args = parser.parse_args()
     setup_django()
-    from tests.harness import RedisServer, redis_server_binary
-
-    binary = redis_server_binary()
-    if binary is None:
-        print("bench.roundtrips: no redis-server found", file=sys.stderr)
-        return 1
-    with tempfile.TemporaryDirectory() as tmp:
-        server = RedisServer(binary, Path(tmp))
-        server.start()
-        url = f"redis://127.0.0.1:{server.port}/0"
-        try:
-            for label, queues in QUEUE_LISTS.items():
-                for pool in (False, True):
-                    commands, trips = per_job(url, pool, queues, args.jobs, Path(tmp))
-                    total = sum(commands.values())
-                    shown = ", ".join(f"{k} {v:.2f}" for k, v in sorted(commands.items(), key=lambda kv: -kv[1]))
-                    who = "pool worker" if pool else "rq Worker"
-                    print(f"{label} {who}: {trips:.2f} worker round trips, {total:.2f} commands per job: {shown}")
-        finally:
-            server.stop()
+    with own_redis("bench-roundtrips-") as (url, tmp):
+        for label, queues in QUEUE_LISTS.items():
+            for pool in (False, True):
+                commands, trips = per_job(url, pool, queues, args.jobs, tmp)
+                total = sum(commands.values())
+                shown = ", ".join(f"{k} {v:.2f}" for k, v in sorted(commands.items(), key=lambda kv: -kv[1]))
+                who = "pool worker" if pool else "rq Worker"
+                print(f"{label} {who}: {trips:.2f} worker round trips, {total:.2f} commands per job: {shown}")
     return 0
 
 
