@@ -15,13 +15,12 @@ import argparse
 import collections
 import os
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from bench.dequeue import setup_django, wait
+from bench.dequeue import Monitor, setup_django, wait
 from bench.redis_server import own_redis
 
 QUEUE_LISTS = {"single": ("low",), "multi": ("high", "low")}
@@ -85,24 +84,6 @@ def run_worker(url: str, pool: bool, queues: tuple[str, ...], jobs: int, out: Pa
         os._exit(status)
 
 
-class Monitor(threading.Thread):
-    """Every command's name, from MONITOR (a script's inner calls, marked ``[... lua]``, left out)."""
-
-    def __init__(self, url: str):
-        super().__init__(daemon=True)
-        self.client = redis.Redis.from_url(url, socket_timeout=None)
-        self.names: list[str] = []
-        self.stop = False
-
-    def run(self) -> None:
-        with self.client.monitor() as monitor:
-            for event in monitor.listen():
-                if self.stop:
-                    return
-                if event.get("client_type") != "lua":
-                    self.names.append(event["command"].split(" ", 1)[0].upper())
-
-
 def one_run(url: str, pool: bool, queues: tuple[str, ...], jobs: int, tmp: Path) -> tuple[collections.Counter, int]:
     from rq import Queue
 
@@ -121,7 +102,7 @@ def one_run(url: str, pool: bool, queues: tuple[str, ...], jobs: int, tmp: Path)
     monitor.stop = True
     client.ping()  # one more line so that the monitor thread sees the flag
     monitor.join(5)
-    names = collections.Counter(monitor.names)
+    names = collections.Counter(command.split(" ", 1)[0].upper() for _, command, kind in monitor.lines if kind != "lua")
     names["PING"] -= 1
     return names, int(out.read_text())
 
