@@ -114,7 +114,7 @@ class Monitor(threading.Thread):
     def __init__(self, url: str):
         super().__init__(daemon=True)
         self.client = redis.Redis.from_url(url, socket_timeout=None)
-        self.lines: list[tuple[float, str]] = []
+        self.lines: list[tuple[float, str, str]] = []  # time, command, client type ("lua": a script's own)
         self.stop = False
 
     def run(self) -> None:
@@ -122,12 +122,12 @@ class Monitor(threading.Thread):
             for event in monitor.listen():
                 if self.stop:
                     return
-                self.lines.append((float(event["time"]), event["command"]))
+                self.lines.append((float(event["time"]), event["command"], event.get("client_type", "")))
 
     def first(self, pattern: str, job_id: str) -> float | None:
         """The first command (a script's own commands too, in lower case) matching ``pattern`` naming the job."""
         regex = re.compile(pattern, re.IGNORECASE)
-        for at, command in self.lines:
+        for at, command, _ in self.lines:
             if job_id in command and regex.search(command):
                 return at
         return None

@@ -12,16 +12,18 @@ with :class:`PoolWorkerMixin`, which installs these handlers:
 
 Its parts, one concern each: ``signals`` (the handlers), ``paused_dequeue`` (the dequeue that
 sees stops and pauses), ``outage`` (stopping while Redis is unreachable), ``job_child`` (forking
-and failing jobs, memory recycling), sharing the flags of ``state``. ``entry.run_worker`` builds and runs the worker.
+and failing jobs, memory recycling), ``heartbeats`` (rq's heartbeats and state writes in fewer
+round trips), sharing the flags of ``state``. ``entry.run_worker`` builds and runs the worker.
 """
 
 from __future__ import annotations
 
+from django_rq_pool.worker.heartbeats import FewerRoundTripsMixin
 from django_rq_pool.worker.job_child import JobChildMixin
 from django_rq_pool.worker.outage import RedisOutageMixin
 from django_rq_pool.worker.paused_dequeue import PausedDequeueMixin
 from django_rq_pool.worker.signals import PoolSignalsMixin
 
 
-class PoolWorkerMixin(PoolSignalsMixin, PausedDequeueMixin, RedisOutageMixin, JobChildMixin):
-    """Signal handling, pausing, Redis outages and memory recycling for any rq worker class."""
+class PoolWorkerMixin(PoolSignalsMixin, PausedDequeueMixin, RedisOutageMixin, JobChildMixin, FewerRoundTripsMixin):
+    """Signal handling, pausing, Redis outages, memory recycling and fewer round trips for any rq worker class."""
