@@ -18,9 +18,10 @@ machine each round trip also waits for a CPU. This mixin sends the same writes i
   within it from 2 s up);
 * ``set_state`` writes nothing when this worker already wrote that state itself, and a change to
   idle carries the heartbeat rq sends right after every ``set_state(IDLE)`` in the same round trip;
-* every heartbeat the worker sends while not busy also carries ``HSETNX state``: if Redis lost the
-  hash (a restart without persistence, an expired or deleted key), the state the worker no longer
-  rewrites is back with that heartbeat; the HSETNX writes nothing while the field is there.
+* every heartbeat the worker sends while not busy also carries ``HSETNX state``, ahead of it: if
+  Redis lost the hash (a restart without persistence, an expired or deleted key), the state the
+  worker no longer rewrites is back with that heartbeat, and the heartbeat's EXPIRE finds the key
+  whichever order the rq version sends it in; the HSETNX writes nothing while the field is there.
 
 While the worker is busy (from the pipelined ``set_state(BUSY)`` of ``prepare_execution`` to the
 ``set_state(IDLE)`` that ends ``execute_job``) the job child writes the same hash, so nothing is
@@ -70,9 +71,11 @@ class FewerRoundTripsMixin(WorkerBase):
             self._pool_remember_beat(at, ttl)
 
     def _pool_queue_beat(self, pipeline: Any, ttl: int, restore_state: bool) -> None:
-        super().heartbeat(ttl, pipeline)
+        # HSETNX first: a hash Redis lost exists again before the heartbeat's EXPIRE, which rq 2.6
+        # sends before its HSET (an EXPIRE of a missing key does nothing, leaving the key without one).
         if restore_state and self._pool_state_written is not None:
             pipeline.hsetnx(self.key, "state", self._pool_state_written)
+        super().heartbeat(ttl, pipeline)
 
     def _pool_remember_beat(self, at: float, ttl: int) -> None:
         self._pool_beat_at = at

@@ -96,9 +96,10 @@ def test_the_pool_worker_sends_fewer_commands_per_job_than_rq(redis_server, redi
     rq = commands_per_job(redis_server, redis_client, False, queues)
     pool = commands_per_job(redis_server, redis_client, True, queues)
     # Of rq's four worker heartbeats between two jobs, two are skipped (after the job and before the
-    # dequeue; those with the idle state and EXISTS stay), and so is the second set_state(IDLE).
+    # dequeue; those with the idle state and EXISTS stay), and with rq 2.12 the second
+    # set_state(IDLE) too (with rq 2.6.1 one more HSET is left: 15 per job against its 17, measured).
     assert pool["expire"] <= rq["expire"] - 1.5, (pool, rq)
-    assert pool["hset"] <= rq["hset"] - 2.5, (pool, rq)
+    assert pool["hset"] <= rq["hset"] - 1.5, (pool, rq)
     assert pool.get("hsetnx", 0) <= 1.5, pool  # the state's HSETNX rides on a heartbeat
     if len(queues) == 1:  # a multi-queue list claims with a script, whose inner commands count too
         assert pool["total"] <= rq["total"] - 3, (pool, rq)
