@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 import redis
-from rq import Queue, Retry
+from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -49,10 +49,11 @@ def test_the_rebuilt_job_is_the_one_a_fetch_gives(redis_client, job_class, seria
         timeout=45,
         result_ttl=600,
         description="handed over",
-        retry=Retry(max=2, interval=[1, 5]),
         depends_on=parent,
         origin="foo",
     )
+    # What Retry(max=2, interval=[1, 5]) sets: rq 2.6's create() takes no retry.
+    job.retries_left, job.retry_intervals = 2, [1, 5]
     if isinstance(job, TaggedJob):
         job.tag = "mine"
     job.save()
