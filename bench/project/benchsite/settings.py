@@ -26,4 +26,6 @@ USE_I18N = True
 LANGUAGE_CODE = "de"
 # rqpool warms Django's lazy caches before forking; BENCH_WARM=0 turns that off, to see what it is worth.
 RQ_POOL_WARM = os.environ.get("BENCH_WARM", "1") == "1"
+# rqpool maps its memory with huge pages before forking; BENCH_HUGE_PAGES=0 turns that off.
+RQ_POOL_HUGE_PAGES = os.environ.get("BENCH_HUGE_PAGES", "1") == "1"
 RQ_POOL_CONTROL_QUEUE = "bench"  # the registry of the control plane (docs/control.md)
