@@ -147,7 +147,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, Callable[[str], list[f
 
 
 def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
-    """Issue 6's targets: (target, what was measured, met?)."""
+    """The targets of issues 6, 15 and 17 this run measured: (target, what was measured, met?)."""
     f = Figures(results)
     out: list[tuple[str, str, bool | None]] = []
 
@@ -202,6 +202,13 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         lambda v: v >= 10,
         "{:.1f}x faster",
     )
+    add(
+        f"trivial jobs/s ≥ 1.05x rqworker-pool's, N={results.get('throughput_workers', 8)}",
+        median(f.rate(ME, "trivial")),
+        median(f.rate("rqworker-pool", "trivial")),
+        lambda v: v >= 1.05,
+        "{:.2f}x",
+    )
     for pct in ("p50", "p99"):
         add(
             f"pick-up latency {pct} ≤ rqworker-pool's",
@@ -210,6 +217,15 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
             lambda v: v <= 1,
             "{:.2f}x",
         )
+    if "rqpool-prefork" in results["contenders"]:
+        for pct in ("p50", "p99"):
+            add(
+                f"pick-up latency {pct} ≤ 0.5x rqworker-pool's with prefork_job_child",
+                median(f.latency("rqpool-prefork", pct)),
+                median(f.latency("rqworker-pool", pct)),
+                lambda v: v <= 0.5,
+                "{:.2f}x",
+            )
     heavy = median(f.heavy_cost(ME))
     out.append(
         (
@@ -254,7 +270,7 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             + " | ".join(ratio(mine, median(values(k))) for k in others)
             + " |"
         )
-    lines += ["", "| target (issue 6) | measured | met |", "| --- | --- | --- |"]
+    lines += ["", "| target (issues 6, 15, 17) | measured | met |", "| --- | --- | --- |"]
     for text, measured, ok in targets(results):
         lines.append(f"| {text} | {measured} | {'n/a' if ok is None else ('yes' if ok else '**no**')} |")
     before, after = results["machine_before"], results.get("machine_after", {})
