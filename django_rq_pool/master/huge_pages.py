@@ -13,6 +13,10 @@ are collapsed (a collapse fills the missing ones), and ``MADV_HUGEPAGE`` is not 
 never makes private huge copies in the workers later. It must run before the first fork: a
 collapse afterwards would copy the master's pages away from the workers sharing them.
 
+The collapse copies every range into a newly allocated huge page, which costs time (most of it
+in the kernel, with the GIL released): it starts in a thread while the master warms Django, and a
+last pass before the first fork collapses what the warming loaded meanwhile.
+
 On by default where the kernel allows it; ``settings.RQ_POOL_HUGE_PAGES = False`` turns it off.
 """
 
@@ -22,6 +26,8 @@ import ctypes
 import ctypes.util
 import errno
 import logging
+import signal
+import threading
 import time
 from typing import NamedTuple
 
@@ -64,56 +70,107 @@ def anonymous_ranges(maps: str) -> list[tuple[int, int]]:
     return ranges
 
 
-def mostly_present(address: int) -> bool:
-    """Whether at least MIN_PRESENT of the 4 KiB pages of the 2 MiB range at ``address`` are in memory."""
-    pages = HUGE_PAGE // PAGE
+def present_runs(first: int, last: int) -> list[tuple[int, int]]:
+    """The runs of adjacent 2 MiB ranges from ``first`` to ``last`` with MIN_PRESENT of their pages in memory."""
+    pages = (last - first) // PAGE
     vector = ctypes.create_string_buffer(pages)
-    if _libc.mincore(address, HUGE_PAGE, vector) != 0:
-        return False
-    return sum(byte & 1 for byte in vector.raw) >= pages * MIN_PRESENT
+    if _libc.mincore(first, last - first, vector) != 0:
+        return []  # unmapped since /proc/self/maps was read
+    per_range = HUGE_PAGE // PAGE
+    runs: list[tuple[int, int]] = []
+    for index in range(0, pages, per_range):
+        present = per_range - vector.raw[index : index + per_range].count(0)
+        if present < per_range * MIN_PRESENT:
+            continue
+        address = first + index * PAGE
+        if runs and runs[-1][1] == address:
+            runs[-1] = (runs[-1][0], address + HUGE_PAGE)
+        else:
+            runs.append((address, address + HUGE_PAGE))
+    return runs
+
+
+def anonymous_huge_pages() -> int:
+    """How many 2 MiB huge pages this process's anonymous memory is in."""
+    with open("/proc/self/smaps_rollup") as handle:
+        for line in handle:
+            if line.startswith("AnonHugePages:"):
+                return int(line.split()[1]) * 1024 // HUGE_PAGE
+    return 0
 
 
 def collapse_anonymous_memory() -> Collapsed:
-    """Collapse this process's mostly present anonymous memory into huge pages, 2 MiB at a time."""
+    """Collapse this process's mostly present anonymous memory into huge pages, a run of ranges per call.
+
+    A range already in a huge page costs the kernel almost nothing, so a second pass only pays
+    for what was loaded since the first.
+    """
     with open("/proc/self/maps") as handle:
         ranges = anonymous_ranges(handle.read())
-    made = 0
     for first, last in ranges:
-        for address in range(first, last, HUGE_PAGE):
-            if not mostly_present(address):
-                continue
-            if _libc.madvise(address, HUGE_PAGE, MADV_COLLAPSE) == 0:
-                made += 1
+        for start, end in present_runs(first, last):
+            if _libc.madvise(start, end - start, MADV_COLLAPSE) == 0:
                 continue
             code = ctypes.get_errno()
             if code == errno.EINVAL:
-                return Collapsed(made, "the kernel does not collapse (Linux 6.1+ with transparent huge pages needed)")
+                return Collapsed(
+                    anonymous_huge_pages(),
+                    "the kernel does not collapse (Linux 6.1+ with transparent huge pages needed)",
+                )
             if code == errno.ENOMEM:
-                return Collapsed(made, "no free huge page")
-            # EAGAIN and the like: this range is busy or unsuitable; the others may not be
-    return Collapsed(made, None)
+                return Collapsed(anonymous_huge_pages(), "no free huge page")
+            # EAGAIN and the like: a range of this run is busy or unsuitable; the others may not be
+    return Collapsed(anonymous_huge_pages(), None)
 
 
-def use_huge_pages() -> None:
-    """Collapse the master's memory unless the setting turns it off; logs what it did and its time."""
+class Collapsing:
+    """The first pass, in a thread while the master warms Django; :meth:`finish` ends it before the first fork."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.first: Collapsed | Exception | None = None
+        self.thread = threading.Thread(target=self._first_pass, name="rqpool-huge-pages", daemon=True)
+        self.thread.start()
+
+    def _first_pass(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())  # signals stay with the main thread
+        try:
+            self.first = collapse_anonymous_memory()
+        except Exception as exc:  # an optimization: whatever fails, the pool starts as without it
+            self.first = exc
+
+    def finish(self) -> Collapsed | None:
+        """Wait for the first pass, collapse what was loaded since, and log what was done and its time."""
+        finishing = time.perf_counter()
+        self.thread.join()
+        done = self.first
+        try:
+            if isinstance(done, Collapsed) and done.stopped is None:
+                done = collapse_anonymous_memory()
+        except Exception as exc:  # as in the first pass
+            done = exc
+        now = time.perf_counter()
+        if not isinstance(done, Collapsed):
+            log.info("huge pages: not used (%s)", done)
+            return None
+        if done.stopped is not None and not done.huge_pages:
+            log.info("huge pages: not used (%s); each fork copies 4 KiB page tables", done.stopped)
+            return done
+        log.info(
+            "huge pages: %d MiB of the master's memory in %d huge pages (%.3fs, %.3fs of it after the warming)%s; "
+            "forks copy 1 page-table entry per 2 MiB",
+            done.huge_pages * HUGE_PAGE >> 20,
+            done.huge_pages,
+            now - self.started,
+            now - finishing,
+            f", then stopped: {done.stopped}" if done.stopped else "",
+        )
+        return done
+
+
+def start_huge_pages() -> Collapsing | None:
+    """Start collapsing the master's memory unless the setting turns it off; before the warming."""
     if not getattr(settings, SETTING, True):
         log.info("huge pages are off (settings.%s): each fork copies 4 KiB page tables", SETTING)
-        return
-    started = time.perf_counter()
-    try:
-        done = collapse_anonymous_memory()
-    except OSError as exc:
-        log.info("huge pages: not used (%s)", exc)
-        return
-    spent = time.perf_counter() - started
-    mib = done.huge_pages * HUGE_PAGE >> 20
-    if done.stopped is not None and not done.huge_pages:
-        log.info("huge pages: not used (%s); each fork copies 4 KiB page tables", done.stopped)
-        return
-    log.info(
-        "huge pages: %d MiB of the master's memory in %d huge pages (%.3fs)%s; forks copy 1 page-table entry per 2 MiB",
-        mib,
-        done.huge_pages,
-        spent,
-        f", then stopped: {done.stopped}" if done.stopped else "",
-    )
+        return None
+    return Collapsing()

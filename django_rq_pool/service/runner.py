@@ -28,7 +28,7 @@ from django_rq_pool.config.validation import max_workers_setting, validate_plan
 from django_rq_pool.hooks import load_hooks, run_hooks
 from django_rq_pool.master.arbiter import Arbiter
 from django_rq_pool.master.control_link import ControlLink
-from django_rq_pool.master.huge_pages import use_huge_pages
+from django_rq_pool.master.huge_pages import start_huge_pages
 from django_rq_pool.master.preload import preload_job_modules
 from django_rq_pool.master.warm import warm_django
 from django_rq_pool.service.operations import Operations, OperationsError, Service, with_settings
@@ -142,9 +142,11 @@ def run_pool(request: Request, options: PoolOptions, stdout: TextIO = sys.stdout
         log.error("setup hook failed; nothing was started:\n%s", traceback.format_exc())
         service.finish(EXIT_ERROR, "setup hook failed; nothing was started")
         return EXIT_ERROR
+    collapsing = start_huge_pages()  # in a thread while Django is warmed
     warm_django()
     close_db_connections()
-    use_huge_pages()  # last before the first fork: what is loaded now is what every worker shares
+    if collapsing is not None:
+        collapsing.finish()  # last before the first fork: what is loaded now is what every worker shares
     titles.install(options.app_name)
     arbiter = Arbiter(
         plan,

@@ -9,7 +9,13 @@ import platform
 
 import pytest
 
-from django_rq_pool.master.huge_pages import HUGE_PAGE, anonymous_ranges, collapse_anonymous_memory, mostly_present
+from django_rq_pool.master.huge_pages import (
+    HUGE_PAGE,
+    Collapsing,
+    anonymous_ranges,
+    collapse_anonymous_memory,
+    present_runs,
+)
 
 MAPS = """\
 00400000-00401000 r--p 00000000 08:01 1 /usr/bin/python3.11
@@ -77,10 +83,52 @@ def test_a_range_is_collapsed_only_when_most_of_its_pages_are_present():
         aligned = -(-start // HUGE_PAGE) * HUGE_PAGE
         offset = aligned - start
         memory[offset] = 1  # one page of 512
-        assert not mostly_present(aligned)
+        assert present_runs(aligned, aligned + HUGE_PAGE) == []
         for page in range(offset, offset + HUGE_PAGE, 4096):
             memory[page] = 1
-        assert mostly_present(aligned)
+        assert present_runs(aligned, aligned + HUGE_PAGE) == [(aligned, aligned + HUGE_PAGE)]
     finally:
         del start, aligned
         memory.close()
+
+
+def test_adjacent_present_ranges_make_one_run():
+    memory = mmap.mmap(-1, 4 * HUGE_PAGE)
+    try:
+        start = ctypes.addressof(ctypes.c_char.from_buffer(memory))
+        aligned = -(-start // HUGE_PAGE) * HUGE_PAGE
+        offset = aligned - start
+        for page in range(offset, offset + 2 * HUGE_PAGE, 4096):
+            memory[page] = 1
+        assert present_runs(aligned, aligned + 3 * HUGE_PAGE) == [(aligned, aligned + 2 * HUGE_PAGE)]
+    finally:
+        del start, aligned
+        memory.close()
+
+
+@pytest.mark.skipif(not kernel_collapses(), reason="MADV_COLLAPSE needs Linux 6.1+ with transparent huge pages")
+def test_what_is_loaded_while_the_thread_collapses_is_collapsed_before_the_fork():
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            before = [{f"k{i}": [i, str(i)] for i in range(50)} for _ in range(4000)]  # ~20 MB
+            collapsing = Collapsing()
+            during = [{f"w{i}": [i, str(i)] for i in range(50)} for _ in range(4000)]  # the warming's share
+            done = collapsing.finish()
+            assert done is not None
+            os.write(
+                write_fd, f"{done.huge_pages} {done.stopped} {anon_huge_kib()} {len(before) + len(during)}".encode()
+            )
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    try:
+        report = os.read(read_fd, 200).decode().split()
+    finally:
+        os.close(read_fd)
+        os.waitpid(pid, 0)
+    assert report[1] == "None", report
+    assert int(report[0]) >= 12 and int(report[2]) == int(report[0]) * HUGE_PAGE // 1024, report  # both 20 MB loads
