@@ -54,10 +54,11 @@ def configure_logging(level: int, stream: TextIO | None = None, log_file: loggin
 
     A log file (``--log-file``) always takes the pool's and rq's loggers; when Django's LOGGING
     configured no root handler it takes the root logger too, so jobs' own loggers land there.
+    A record that finds no handler at all (a job's own logger when nothing is configured) goes
+    to stderr in the pool's format (:func:`last_resort`).
     """
-    handler = log_file or logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(RedactingFormatter(LOG_FORMAT))
-    handler.addFilter(_QueueLabel())
+    logging.lastResort = last_resort(stream or sys.stderr)
+    handler = _in_pool_format(log_file or logging.StreamHandler(stream or sys.stderr))
     if log_file is not None:
         _attach_log_file(level, handler)
         return
@@ -69,6 +70,23 @@ def configure_logging(level: int, stream: TextIO | None = None, log_file: loggin
         else:
             for existing in logger.handlers or logging.getLogger().handlers:
                 existing.addFilter(_QueueLabel())
+
+
+def last_resort(stream: TextIO) -> logging.Handler:
+    """Python's handler of last resort (stderr, WARNING and up, for records no handler takes), in our format.
+
+    Python's own writes the bare message: without it a job's ``getLogger("app").warning(...)``
+    would carry no time, pid or queue list. Only records that find no handler reach it, so a
+    line is never written twice, whatever handlers the app configured.
+    """
+    return _in_pool_format(logging.StreamHandler(stream), logging.WARNING)
+
+
+def _in_pool_format(handler: logging.Handler, level: int = logging.NOTSET) -> logging.Handler:
+    handler.setLevel(level)
+    handler.setFormatter(RedactingFormatter(LOG_FORMAT))
+    handler.addFilter(_QueueLabel())
+    return handler
 
 
 def _attach_log_file(level: int, handler: logging.Handler) -> None:

@@ -230,7 +230,9 @@ class Arbiter:
             raise PoolExit(EXIT_OK, "burst: every worker drained its queues")
         if changed and self.backoff.gave_up(self.plan.groups, now):
             raise PoolExit(
-                EXIT_GAVE_UP, f"every queue list has failed to start for over {self.options.give_up_after:.0f}s"
+                EXIT_GAVE_UP,
+                f"every queue list has failed to start for over {self.options.give_up_after:.0f}s "
+                f"(last failures: {self.backoff.last_reasons(self.plan.groups)})",
             )
         self.reporter.check_ready()
 

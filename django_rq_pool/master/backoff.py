@@ -103,6 +103,12 @@ class Backoff:
         since = [self.health.get(g.identity, GroupHealth()).failing_since for g in active]
         return all(s is not None and now - s >= limit for s in since)
 
+    def last_reasons(self, groups: Iterable[QueueGroup]) -> str:
+        """Why each failing list's last start failed, for the give-up line: ``[foo] reason; [bar] reason``."""
+        return "; ".join(
+            f"[{g.name}] {self.health[g.identity].last_reason}" for g in groups if self._failing(g.identity)
+        )
+
     def deadline(self, now: float) -> float | None:
         """When a backoff ends, or a failing list's oldest worker reaches min_uptime (it recovers)."""
         times = [h.next_spawn for h in self.health.values()]

@@ -1,8 +1,9 @@
 """How the pool runs as a service: log files, pidfile, daemon mode, hot swap and systemd.
 
 :class:`Service` wraps the arbiter's run without changing it: it opens the log file, checks and
-writes the pidfile, detaches, and builds the arbiter callbacks that report readiness (to the
-shell that started a daemon, to the old pool of a hot swap, to systemd).
+writes the pidfile (a hot swap under its swap lock), detaches, and builds the arbiter callbacks
+that report readiness (to the shell that started a daemon, to the old pool of a hot swap, to
+systemd).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from django_rq_pool.master.readiness import ListeningGate
 from django_rq_pool.service.daemon import LastError, Readiness, daemonize
 from django_rq_pool.service.hotswap import HotSwap
 from django_rq_pool.service.pidfile import PidFile, PidFileError, live_owner
+from django_rq_pool.service.swap_lock import SwapInProgress, SwapLock
 from django_rq_pool.service.systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ class Service:
         if ops.hot_swap and not ops.pidfile:
             raise OperationsError("--hot-swap needs --pidfile (or settings.RQ_POOL_PIDFILE) to find the old pool")
         self.pidfile = PidFile(ops.pidfile) if ops.pidfile else None
+        self.swap_lock = SwapLock(self.pidfile.path) if self.pidfile is not None and ops.hot_swap else None
         self.readiness: Readiness | None = None
         self.last_error = LastError()
         self.old_pid: int | None = None
@@ -88,6 +91,9 @@ class Service:
             redirect_std_streams()
         if self.pidfile is None:
             return
+        if self.swap_lock is not None:
+            self._lock_swap(self.swap_lock)
+            self.old_pid = live_owner(self.pidfile.path)  # again, under the lock: a swap may have ended since
         if self.old_pid is not None:
             log.info("hot swap: pool %d runs now; it gets QUIT once every new worker listens", self.old_pid)
             return
@@ -97,7 +103,21 @@ class Service:
             self.pidfile.write()
         except PidFileError as exc:
             raise OperationsError(str(exc), EXIT_PIDFILE) from None
+        finally:
+            if self.swap_lock is not None:
+                self.swap_lock.release()  # nothing to take over: the pidfile's own claim decided
         log.info("pidfile %s written (pid %d)", self.pidfile.path, self.pidfile.written_pid)
+
+    @staticmethod
+    def _lock_swap(lock: SwapLock) -> None:
+        """Be the only hot swap of this pidfile, before anything is forked; exit 4 if another one is."""
+        try:
+            lock.acquire()
+        except SwapInProgress as exc:
+            raise OperationsError(str(exc), EXIT_PIDFILE) from None
+        except (OSError, PidFileError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise OperationsError(f"cannot lock {lock.path} for the hot swap: {reason}", EXIT_PIDFILE) from None
 
     def callbacks(self) -> dict[str, Any]:
         """The arbiter's on_ready / on_status / on_tick, and how often it must tick."""
@@ -108,7 +128,7 @@ class Service:
             readiness = self.readiness
             gate.listeners.append(lambda arbiter: readiness.ready())
         if self.old_pid is not None and self.pidfile is not None:
-            gate.listeners.append(HotSwap(self.pidfile, self.old_pid).take_over)
+            gate.listeners.append(HotSwap(self.pidfile, self.old_pid, self.swap_lock).take_over)
         notifier = Notifier.from_environment()
         if notifier is not None:
             gate.listeners.append(lambda arbiter: notifier.on_status(arbiter, "READY=1"))
@@ -131,6 +151,8 @@ class Service:
         if self.readiness is not None:
             why = reason or self.last_error.message or f"the master exited with status {status}"
             self.readiness.failed(status, why)
+        if self.swap_lock is not None:
+            self.swap_lock.release()
         if self.pidfile is not None:
             self.pidfile.release()
 

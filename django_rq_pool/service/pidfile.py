@@ -45,6 +45,18 @@ def _close_held_in_child() -> None:
 os.register_at_fork(after_in_child=_close_held_in_child)
 
 
+def hold(fd: int) -> None:
+    """Keep this lock's descriptor out of every process forked from now on (workers, daemons)."""
+    _held.add(fd)
+
+
+def let_go(fd: int) -> None:
+    """Close a held lock's descriptor, which drops the lock."""
+    _held.discard(fd)
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
 class PidFileError(Exception):
     """The pidfile names a live process, or cannot be written."""
 
@@ -115,6 +127,34 @@ def live_owner(path: Path) -> int | None:
         return None
 
 
+def open_regular(path: Path) -> int:
+    """Open (or create) the file at the path; a symlink, hard link or special file there is removed."""
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # a symlink: replace the link, never write through it
+            continue
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
+            return fd
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)  # a hard link to someone's file, or a FIFO: not ours to write
+    raise PidFileError(f"cannot claim {path}: something keeps planting links there")
+
+
+def at_path(fd: int, path: Path) -> bool:
+    """The open file is still the one at the path (not unlinked or replaced since)."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False))
+    except OSError:
+        return False
+
+
 class PidFile:
     """One pool's pidfile; :meth:`write` claims it, :meth:`release` gives it up."""
 
@@ -141,14 +181,14 @@ class PidFile:
         except OSError as exc:
             raise PidFileError(f"cannot write pidfile {self.path}: {exc.strerror or exc}") from None
         self._fd = fd
-        _held.add(fd)
+        hold(fd)
         self.written_pid = os.getpid()
 
     def _claim(self) -> int:
         """Lock the file at the path (created if absent) and write our pid into it; never two winners."""
         deadline = time.monotonic() + LOCK_RETRY
         for _ in range(MAX_ATTEMPTS * 100):
-            fd = self._open_regular()
+            fd = open_regular(self.path)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -157,7 +197,7 @@ class PidFile:
                     raise PidFileError(self._live_message(read_pid(self.path))) from None
                 time.sleep(0.01)  # a probe (is_locked) holds it for an instant; an owner holds it for good
                 continue
-            if not self._at_path(fd):
+            if not at_path(fd, self.path):
                 os.close(fd)  # the path was replaced while we locked: lock what is there now
                 continue
             owner = read_pid(self.path)
@@ -183,31 +223,6 @@ class PidFile:
             raise
         return fd
 
-    def _open_regular(self) -> int:
-        """Open (or create) the file at the path; a symlink, hard link or special file there is removed."""
-        for _ in range(MAX_ATTEMPTS):
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
-            except OSError as exc:
-                if exc.errno != errno.ELOOP:
-                    raise
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.path)  # a symlink: replace the link, never write through it
-                continue
-            info = os.fstat(fd)
-            if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
-                return fd
-            os.close(fd)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)  # a hard link to someone's file, or a FIFO: not ours to write
-        raise PidFileError(f"cannot claim pidfile {self.path}: something keeps planting links there")
-
-    def _at_path(self, fd: int) -> bool:
-        try:
-            return os.path.samestat(os.fstat(fd), os.stat(self.path, follow_symlinks=False))
-        except OSError:
-            return False
-
     @staticmethod
     def _write_pid(fd: int) -> None:
         os.ftruncate(fd, 0)
@@ -217,11 +232,9 @@ class PidFile:
         """Remove the file if (and only if) it is still ours and holds our pid; drop the lock."""
         if self.written_pid is None or self.written_pid != os.getpid():
             return
-        if self._at_path(self._fd) and read_pid(self.path) == self.written_pid:
+        if at_path(self._fd, self.path) and read_pid(self.path) == self.written_pid:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
-        _held.discard(self._fd)
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+        let_go(self._fd)
         self._fd = -1
         self.written_pid = None

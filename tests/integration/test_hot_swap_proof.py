@@ -1,4 +1,5 @@
-"""``--hot-swap`` signals only a pool proven to own the pidfile (through the real ``manage.py rqpool``)."""
+"""``--hot-swap`` signals only a pool proven to own the pidfile, and only one hot swap of a pidfile runs at a
+time (through the real ``manage.py rqpool``)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,33 @@ def test_hot_swap_leaves_an_unrelated_process_named_by_a_stale_pidfile_alone(poo
     assert pool.wait_exit() == 0
     assert not pidfile.exists()
     assert unrelated_process.poll() is None
+
+
+def test_two_hot_swaps_at_once_exactly_one_takes_over(pool_factory, tmp_path):
+    """Both started together against a running pool: one takes over, the other exits 4 and starts nothing."""
+    pidfile = tmp_path / "pool.pid"
+    old = pool_factory("foo: 1\n", args=("--pidfile", str(pidfile))).start()
+    old.wait_workers(1)
+    slow = {"TEST_PREFORK_SLEEP": "3"}  # the winner's workers listen (and its swap ends) 3 s after its lock
+    swaps = [pool_factory("foo: 1\n", args=("--pidfile", str(pidfile), "--hot-swap"), env=slow) for _ in range(2)]
+    for swap in swaps:
+        swap.start()
+    loser = wait_for(
+        lambda: next((swap for swap in swaps if swap.process.poll() is not None), None), 30, "one hot swap to exit"
+    )
+    (winner,) = [swap for swap in swaps if swap is not loser]
+    assert loser.wait_exit() == 4, loser.log()[-3000:]
+    expected = f"hot swap refused: pool {winner.pid} is already taking over pidfile {pidfile}; this pool starts nothing"
+    assert expected in loser.log()
+    assert "spawned worker" not in loser.log() and "sent QUIT" not in loser.log()
+    winner.wait_log(f"sent QUIT to the old pool {old.pid}")
+    assert old.wait_exit(30) == 0
+    assert "all workers stopped (graceful stop)" in old.log()
+    winner.wait_workers(1)
+    assert pidfile.read_text().strip() == str(winner.pid)
+    assert not (tmp_path / ".pool.pid.swap").exists()  # released once the winner owned the pidfile
+    wait_for(lambda: not loser.processes() and not old.processes(), message="nothing left of the loser or the old pool")
+    winner.signal(signal.SIGQUIT)
+    assert winner.wait_exit() == 0
+    assert not pidfile.exists()
+    wait_for(lambda: not winner.processes(), message="nothing left of the winner")

@@ -99,16 +99,38 @@ def test_backoff_resets_once_a_worker_stays_up_min_uptime(pool_factory, tmp_path
 
 
 def test_give_up_after_exits_3_when_every_list_keeps_failing(pool_factory):
-    pool = pool_factory("foo: 1\nbar: 1\n", ("--give-up-after", "4"), env={"TEST_HOOKS": "prefork-raises"}).start()
+    """Every list's after_prefork hook raises (the cheapest real failed start): exit 3, saying why, nothing left."""
+    pool = pool_factory("foo: 1\nbar: 1\n", ("--give-up-after", "2"), env={"TEST_HOOKS": "prefork-raises"}).start()
     assert pool.wait_exit(30) == 3
-    assert "master exiting with status 3: every queue list has failed to start for over 4s" in pool.log()
-    wait_for(lambda: not pool.processes(), message="no process left")
+    log = pool.log()
+    (last,) = [line for line in log.splitlines() if "master exiting with status" in line]
+    assert re.search(
+        r"ERROR +\[\d+\] \[master\] .*: master exiting with status 3: every queue list has failed to start for over "
+        r"2s \(last failures: \[foo\] worker exited with status 3 [\d.]+s after start; "
+        r"\[bar\] worker exited with status 3 [\d.]+s after start\)$",
+        last,
+    ), last
+    for name in ("foo", "bar"):
+        assert f"after_prefork failed on purpose in [{name}]" in log
+        assert f"queue list [{name}] is failing (worker exited with status 3" in log
+    wait_for(lambda: not pool.processes(), message="no worker or other process of the pool left")
+    assert not pool.registered_workers()
 
 
-def test_give_up_after_waits_while_one_list_is_healthy(pool_factory):
+def test_give_up_after_waits_while_one_list_is_healthy(pool_factory, queue, redis_client):
     pool = pool_factory("foo: 1\nbar: 1\n", ("--give-up-after", "2"), env={"TEST_HOOKS": "prefork-raises:bar"}).start()
-    pool.wait_log("3 failed starts in a row")  # well past 2 s of [bar] failing
-    assert pool.process.poll() is None
+    pool.wait_log("queue list [bar] is failing (worker exited with status 3")
+    foo_worker = wait_for(
+        lambda: list(pool.registered_workers()), message="the [foo] worker"
+    )  # [bar]'s never get there
+    pool.wait_log("4 failed starts in a row")  # [bar] failing for over 3 s, each failure a chance to give up
+    assert pool.process.poll() is None, pool.log()[-3000:]
+    assert "master exiting" not in pool.log()
+    assert list(pool.registered_workers()) == foo_worker  # the same [foo] worker all along
+    queue("foo").enqueue("testapp.jobs.record", "served")
+    wait_for(lambda: [r["token"] for r in done_records(redis_client)] == ["served"], message="[foo] serving")
+    pool.signal(signal.SIGQUIT)
+    assert pool.wait_exit() == 0
 
 
 # -- 3. failures inside the master --------------------------------------------------------

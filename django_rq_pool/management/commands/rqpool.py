@@ -138,7 +138,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--hot-swap",
             action="store_true",
-            help="replace the pool named in --pidfile: QUIT it once this pool's workers all listen",
+            help="replace the pool named in --pidfile: QUIT it once this pool's workers all listen; "
+            "one at a time (exit 4, starting nothing, while another hot swap of that pidfile is under way)",
         )
         parser.add_argument(
             "--ready-timeout",

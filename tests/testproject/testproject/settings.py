@@ -67,6 +67,10 @@ if os.environ.get("TEST_RQ_POOL_SETTINGS"):
     import json
 
     RQ_POOL = json.loads(os.environ["TEST_RQ_POOL_SETTINGS"])
+if os.environ.get("TEST_LOGGING"):  # Django's LOGGING, for the tests of how job log lines come out
+    import json
+
+    LOGGING = json.loads(os.environ["TEST_LOGGING"])
 if os.environ.get("TEST_RQ_POOL_HOOKS"):
     import json
 
