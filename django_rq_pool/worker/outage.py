@@ -9,6 +9,10 @@ rq's backoff, in slices that check the stop flag, and probes Redis on a connecti
 begins, raises ``StopRequested`` before anything is dequeued. rq's own sleep then only follows a
 failed dequeue (one second at first), and the next pass's heartbeat sees the stop.
 
+rq's other writes outside that retry loop while the worker is idle wait the same way, as a failure
+there would quit rq's loop: the heartbeat that closes a pass (each 5 s slice of an idle wait ends
+with it) and the state written when a pause begins or ends (``set_state``).
+
 A worker that stops this way does not register its death (Redis is unreachable; its key expires);
 a claim it holds (a multi-queue list) makes it exit ``WORKER_LEFT_A_JOB`` for the janitor.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -32,7 +37,7 @@ STOP_POLL_SECONDS = 0.1
 
 
 class RedisOutageMixin(PoolWorkerState):
-    """The dequeue loop's opening heartbeat: waits out an outage, ends the pass on a stop."""
+    """The idle dequeue loop's heartbeats and state writes: they wait out an outage, and end the pass on a stop."""
 
     _pool_dequeued = False  # this pass of rq's loop holds a job: its closing heartbeat keeps rq's rules
     _pool_redis_down = False  # the last heartbeat failed: probe before trying the worker's connection
@@ -41,12 +46,26 @@ class RedisOutageMixin(PoolWorkerState):
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         if not self._pool_dequeueing or self._pool_dequeued or timeout is not None or pipeline is not None:
             return super().heartbeat(timeout, pipeline)
+        self._pool_outlast_outage(super().heartbeat)
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        """rq's ``set_state(IDLE)`` opens its dequeue outside its retry loop, as does the pause's SUSPENDED.
+
+        The pool writes them only after a pause (heartbeats.py skips a state already written): a
+        pause or a CONT during an outage waits it out here instead of quitting rq's loop.
+        """
+        if not self._pool_dequeueing or self._pool_dequeued or pipeline is not None:
+            return super().set_state(state, pipeline)
+        self._pool_outlast_outage(lambda: super(RedisOutageMixin, self).set_state(state))
+
+    def _pool_outlast_outage(self, write: Callable[[], None]) -> None:
+        """``write`` once Redis takes it, waiting with rq's backoff; StopRequested on a stop, before or during."""
         delay = 1.0
         while True:
             error = self._pool_probe() if self._stop_requested or self._pool_redis_down else None
             if error is None:
                 try:
-                    super().heartbeat()
+                    write()
                     self._pool_redis_down = False
                 except redis.ConnectionError as exc:
                     self._pool_redis_down, error = True, exc

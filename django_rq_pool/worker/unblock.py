@@ -20,6 +20,7 @@ using the connection it inherited) and must not be ended.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -28,6 +29,7 @@ from typing import Any
 
 import psutil
 import redis
+from redis.exceptions import AuthenticationError, AuthorizationError
 
 from django_rq_pool.compat import inet_connections
 from django_rq_pool.worker.doorbell import wake
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 
 BLOCKING_COMMANDS = {"blpop", "blmove", "brpoplpush", "brpop", "blmpop"}
 POLL_INTERVAL = 0.05
+UNREACHABLE_POLL_INTERVAL = 0.5  # between tries while Redis does not answer
 
 
 def interrupt_blocking_dequeue(worker: Any, dequeueing: Callable[[], bool]) -> None:
@@ -52,19 +55,49 @@ def interrupt_blocking_dequeue(worker: Any, dequeueing: Callable[[], bool]) -> N
 
 
 def _unblock_when_blocked(worker: Any, patience: float, dequeueing: Callable[[], bool]) -> None:
+    """Until the request is seen or ``patience`` runs out: end the blocked dequeue as soon as there is one.
+
+    Redis unreachable is no failure here: the dequeue's own connection meets the same outage, and the
+    dequeue loop's outage wait (outage.py) sees a stop within a poll, so this thread keeps trying quietly
+    (a blocked dequeue may still be reached once Redis answers) and reports only what it could not do.
+    """
     signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())  # signals stay with the main thread
     pool = worker.connection.connection_pool
     kwargs = {**pool.connection_kwargs, "socket_timeout": 2, "socket_connect_timeout": 2, "client_name": None}
     # Its own pool: never share a connection (or the pool's lock) with the worker's main thread.
     client = redis.Redis(connection_pool=type(pool)(connection_class=pool.connection_class, **kwargs))
-    deadline = time.monotonic() + patience
+    started = time.monotonic()
+    unreachable: redis.RedisError | None = None
     try:
-        while time.monotonic() < deadline and dequeueing():
-            if _unblock(client, worker.name, dequeueing):
-                return
-            time.sleep(POLL_INTERVAL)
+        while time.monotonic() - started < patience and dequeueing():
+            try:
+                if _unblock(client, worker.name, dequeueing):
+                    return
+                unreachable = None
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if isinstance(exc, (AuthenticationError, AuthorizationError)):
+                    raise  # refused, not unreachable
+                unreachable = exc
+            time.sleep(POLL_INTERVAL if unreachable is None else UNREACHABLE_POLL_INTERVAL)
+        if unreachable is not None and dequeueing():
+            log.info(
+                "Worker %s (pid %d, queues %s): Redis unreachable for %d s (%s): its dequeue was not interrupted "
+                "and acts on the request when its current wait ends",
+                worker.name,
+                os.getpid(),
+                ",".join(worker.queue_names()),
+                time.monotonic() - started,
+                unreachable,
+            )
     except redis.RedisError as exc:
-        log.warning("Worker %s: cannot interrupt its blocking dequeue (%s); stopping at its timeout", worker.name, exc)
+        log.warning(
+            "Worker %s (pid %d, queues %s): cannot interrupt its blocking dequeue (%s); "
+            "it acts on the request when that wait times out",
+            worker.name,
+            os.getpid(),
+            ",".join(worker.queue_names()),
+            exc,
+        )
     finally:
         client.connection_pool.disconnect()
 

@@ -32,6 +32,10 @@ class TestAppConfig(AppConfig):
             from .faults import install_dequeue_fail
 
             install_dequeue_fail(os.environ["TEST_DEQUEUE_FAIL"])
+        if os.environ.get("TEST_REDIS_KILL"):
+            from .faults import install_redis_kill
+
+            install_redis_kill(os.environ["TEST_REDIS_KILL"])
         if os.environ.get("TEST_JANITOR_FAULT"):
             from .faults import break_janitors
 

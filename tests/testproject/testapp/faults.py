@@ -13,6 +13,11 @@
   (pid and job id) and gets a ``redis.ConnectionError`` there, once, as in a Redis outage: ``fetch``
   (the job's fetch right after a multi-queue claim: rq dequeues again) or ``register`` (before the
   worker registers the job: rq's loop quits).
+* ``$TEST_REDIS_KILL`` is ``POINT:PID:DIRECTORY``: the first worker to reach POINT writes ``DIRECTORY/POINT``
+  (its pid), SIGKILLs the redis-server PID and waits for it to be gone before going on: its next command
+  meets a real outage, at that exact point. Points: ``slice-end`` (its blocking dequeue timed out: an idle
+  worker's slice ended), ``pause`` (USR2 seen, before it reports SUSPENDED), ``resume`` (CONT seen, before
+  it reports IDLE again).
 """
 
 from __future__ import annotations
@@ -161,6 +166,69 @@ def install_dequeue_fail(spec: str) -> None:
             return prepare(self, job)
 
         owner.prepare_execution = prepare_failing  # type: ignore[attr-defined]
+
+
+def install_redis_kill(spec: str) -> None:
+    import time
+
+    point, pid, directory = spec.split(":", 2)
+
+    def gone() -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] == "Z"  # its sockets closed as it exited
+        except FileNotFoundError:
+            return True
+
+    def kill_redis_once() -> None:
+        if _first_to_reach(directory, point, "-"):
+            os.kill(int(pid), signal.SIGKILL)
+            while not gone():
+                time.sleep(0.01)
+
+    if point == "slice-end":
+        _kill_redis_at_slice_end(kill_redis_once)
+    elif point in ("pause", "resume"):
+        _kill_redis_around_pause(kill_redis_once, point)
+    else:
+        raise ValueError(f"TEST_REDIS_KILL: unknown point {point!r}")
+
+
+def _kill_redis_at_slice_end(kill: Callable[[], None]) -> None:
+    from rq.exceptions import DequeueTimeout
+    from rq.queue import Queue
+
+    from django_rq_pool.worker.dequeue import ClaimingQueue
+
+    for owner in (Queue, ClaimingQueue):  # a single queue's BLMOVE, a multi-queue list's doorbell wait
+        dequeue_any = owner.dequeue_any.__func__  # type: ignore[attr-defined]
+
+        def dequeue_any_killing(
+            cls: type, *args: Any, original: Callable[..., Any] = dequeue_any, **kwargs: Any
+        ) -> Any:
+            try:
+                return original(cls, *args, **kwargs)
+            except DequeueTimeout:
+                kill()
+                raise
+
+        owner.dequeue_any = classmethod(dequeue_any_killing)  # type: ignore[method-assign, assignment]
+
+
+def _kill_redis_around_pause(kill: Callable[[], None], point: str) -> None:
+    from django_rq_pool.worker.paused_dequeue import PausedDequeueMixin
+
+    wait_while_paused = PausedDequeueMixin._pool_wait_while_paused
+
+    def wait_killing(self: Any) -> None:
+        pausing = self._pool_paused and not self._stop_requested
+        if pausing and point == "pause":
+            kill()
+        wait_while_paused(self)
+        if pausing and point == "resume":
+            kill()
+
+    PausedDequeueMixin._pool_wait_while_paused = wait_killing  # type: ignore[method-assign]
 
 
 def break_janitors() -> None:
