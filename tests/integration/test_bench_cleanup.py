@@ -78,12 +78,13 @@ def idle_worker_pids(sid: int, count: int) -> list[int] | None:
 
 def test_sigterm_stops_the_contender_and_the_redis_server_and_exits_non_zero(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "bench", "--quick", "--only", "rqpool", "--phases", "startup"]
-    command += ["--sizes", "2", "--out", str(tmp_path / "results")]
+    command += ["--sizes", "2", "--state-mb", "5", "--out", str(tmp_path / "results")]
     log = tmp_path / "bench.log"
     with log.open("wb") as out:
         bench = subprocess.Popen(
             command,
             cwd=ROOT,
+            env={**os.environ, "BENCH_PRELOAD": "0"},  # the realistic jobs' packages are bench extras
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
