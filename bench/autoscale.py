@@ -36,6 +36,7 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import FinishedJobRegistry
 
+from .cleanup import cleans_up
 from .contenders import PROJECT, Contender, Running, contender_env
 from .measure import cpu_seconds, wait_until, workers
 from .redis_server import own_redis
@@ -412,6 +413,7 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@cleans_up("python -m bench.autoscale")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.autoscale", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small settings to check the bench works")

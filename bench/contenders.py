@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 
+from . import cleanup
 from .measure import tagged_processes
 
 PROJECT = Path(__file__).resolve().parent / "project"
@@ -98,6 +99,7 @@ class Running:
         return running
 
     def start(self, command: list[str]) -> None:
+        cleanup.contender_started(self)  # before the fork: a signal may come while it happens
         self.roots.append(self._popen(command))
 
     def _popen(self, command: list[str]) -> subprocess.Popen:
@@ -161,3 +163,4 @@ class Running:
             if process.poll() is None:
                 process.kill()
             process.wait(5)
+        cleanup.contender_stopped(self)

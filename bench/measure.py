@@ -1,8 +1,10 @@
-"""What the suite reads from outside: Redis worker states, smaps_rollup, CPU times."""
+"""What the suite reads from outside: Redis worker states, commands and counters, smaps_rollup, CPU times."""
 
 from __future__ import annotations
 
 import contextlib
+import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -91,6 +93,42 @@ def workers(client: redis.Redis) -> dict[str, dict[str, str]]:
         for name, (state, pid) in zip(names, values, strict=True)
         if state is not None
     }
+
+
+def stat(client: redis.Redis, name: str) -> int:
+    """One counter of INFO stats (total_commands_processed, total_connections_received, ...)."""
+    return int(client.info("stats")[name])
+
+
+def total_commands(client: redis.Redis, name: str | None = None) -> int:
+    """Commands Redis has run (INFO commandstats: a script's own commands too), all or of one name."""
+    stats = client.info("commandstats")
+    return sum(int(entry["calls"]) for key, entry in stats.items() if name is None or key == f"cmdstat_{name}")
+
+
+class Monitor(threading.Thread):
+    """Every command Redis runs, from MONITOR: its server timestamp, its text and its client type."""
+
+    def __init__(self, url: str):
+        super().__init__(daemon=True)
+        self.client = redis.Redis.from_url(url, socket_timeout=None)
+        self.lines: list[tuple[float, str, str]] = []  # time, command, client type ("lua": a script's own)
+        self.stop = False
+
+    def run(self) -> None:
+        with self.client.monitor() as monitor:
+            for event in monitor.listen():
+                if self.stop:
+                    return
+                self.lines.append((float(event["time"]), event["command"], event.get("client_type", "")))
+
+    def first(self, pattern: str, job_id: str) -> float | None:
+        """The first command (a script's own commands too, in lower case) matching ``pattern`` naming the job."""
+        regex = re.compile(pattern, re.IGNORECASE)
+        for at, command, _ in self.lines:
+            if job_id in command and regex.search(command):
+                return at
+        return None
 
 
 def idle_names(client: redis.Redis, exclude: set[str] = frozenset()) -> set[str]:

@@ -20,11 +20,12 @@ import os
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from .cleanup import cleans_up, keep_stop_signals
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "bench" / "project"
@@ -44,6 +45,10 @@ def timing_class(base: type, child_log: int) -> type:
                 return call(*args)
             finally:
                 self.phase_cpu[phase] += time.thread_time() - start
+
+        def _install_signal_handlers(self) -> None:
+            super()._install_signal_handlers()
+            keep_stop_signals()  # TERM, INT and HUP stop the bench and all it started, not just this burst
 
         def dequeue_job_and_maintain_ttl(self, *args: Any) -> Any:
             return self._timed("dequeue", super().dequeue_job_and_maintain_ttl, *args)
@@ -168,6 +173,7 @@ def run_launched(key: str, jobs: int, workdir: Path, env: dict[str, str]) -> dic
     }
 
 
+@cleans_up("python -m bench.perjob")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.perjob", description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=300)
@@ -184,34 +190,30 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ.update(BENCH_STATE_MB=str(args.state_mb), DJANGO_SETTINGS_MODULE="benchsite.settings")
         return jobparts.run(args.rounds, args.freeze)
-    from tests.harness import RedisServer, redis_server_binary
+    from .redis_server import own_server
 
-    with tempfile.TemporaryDirectory(prefix="rqpool-perjob-") as tmp:
-        server = RedisServer(redis_server_binary(), Path(tmp))
-        server.start()
-        try:
-            os.environ.update(
-                BENCH_REDIS_URL=f"redis://127.0.0.1:{server.port}/0",
-                BENCH_STATE_MB=str(args.state_mb),
-                DJANGO_SETTINGS_MODULE="benchsite.settings",
-            )
-            from .jobparts import boot
+    with own_server("rqpool-perjob-") as server:
+        tmp = server.workdir
+        os.environ.update(
+            BENCH_REDIS_URL=f"redis://127.0.0.1:{server.port}/0",
+            BENCH_STATE_MB=str(args.state_mb),
+            DJANGO_SETTINGS_MODULE="benchsite.settings",
+        )
+        from .jobparts import boot
 
-            boot()  # as rqpool's master does before forking: preloaded, warmed, frozen
-            gc.enable()  # as in a worker: this process runs the workers
-            from django_rq_pool.common import titles
+        boot()  # as rqpool's master does before forking: preloaded, warmed, frozen
+        gc.enable()  # as in a worker: this process runs the workers
+        from django_rq_pool.common import titles
 
-            titles.install("bench")
-            results: dict[str, list[dict[str, float]]] = defaultdict(list)
-            launched: dict[str, list[dict[str, float]]] = defaultdict(list)
-            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-            for _ in range(args.rounds):
-                for name in ("rq", "rqpool"):
-                    results[name].append(run_variant(name, args.jobs, Path(tmp) / "child.log", args.job))
-                for key in () if args.no_launch else ("rqworker-pool", "rqpool"):
-                    launched[key].append(run_launched(key, args.jobs, Path(tmp), env))
-        finally:
-            server.stop()
+        titles.install("bench")
+        results: dict[str, list[dict[str, float]]] = defaultdict(list)
+        launched: dict[str, list[dict[str, float]]] = defaultdict(list)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        for _ in range(args.rounds):
+            for name in ("rq", "rqpool"):
+                results[name].append(run_variant(name, args.jobs, tmp / "child.log", args.job))
+            for key in () if args.no_launch else ("rqworker-pool", "rqpool"):
+                launched[key].append(run_launched(key, args.jobs, tmp, env))
     phases = [*PARENT_PHASES, *CHILD_PHASES, "child exit"]
     print(f"CPU ms per {args.job} job, median of {args.rounds} rounds of {args.jobs} jobs")
     print(f"{'phase':<14}{'rq Worker':>11}{'rqpool':>9}")

@@ -7,13 +7,19 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import cleanup
+
+if TYPE_CHECKING:
+    from tests.harness import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
-def own_redis(prefix: str) -> Iterator[tuple[str, Path]]:
-    """Yield the server's URL and the temporary directory; exit with status 2 without a redis-server."""
+def own_server(prefix: str) -> Iterator[RedisServer]:
+    """Yield the running server (registered with ``cleanup``); exit with status 2 without a redis-server."""
     sys.path.insert(0, str(ROOT))
     from tests.harness import RedisServer, redis_server_binary
 
@@ -23,8 +29,17 @@ def own_redis(prefix: str) -> Iterator[tuple[str, Path]]:
         raise SystemExit(2)
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         server = RedisServer(binary, Path(tmp))
-        server.start()
+        cleanup.server_started(server)  # before it starts: a signal may come while it does
         try:
-            yield f"redis://127.0.0.1:{server.port}/0", Path(tmp)
+            server.start()
+            yield server
         finally:
             server.stop()
+            cleanup.server_stopped(server)
+
+
+@contextlib.contextmanager
+def own_redis(prefix: str) -> Iterator[tuple[str, Path]]:
+    """Yield the server's URL (database 0) and the temporary directory it runs in."""
+    with own_server(prefix) as server:
+        yield f"redis://127.0.0.1:{server.port}/0", server.workdir

@@ -20,8 +20,11 @@ from typing import Any
 
 import redis
 
-from bench.dequeue import Monitor, setup_django, wait
+from bench.cleanup import cleans_up
+from bench.dequeue import setup_django
+from bench.measure import Monitor
 from bench.redis_server import own_redis
+from tests.harness import wait_for
 
 QUEUE_LISTS = {"single": ("low",), "multi": ("high", "low")}
 
@@ -96,7 +99,7 @@ def one_run(url: str, pool: bool, queues: tuple[str, ...], jobs: int, tmp: Path)
         pipe.execute()
     monitor = Monitor(url)
     monitor.start()
-    wait(lambda: any(c.get("cmd") == "monitor" for c in client.client_list()), "MONITOR")
+    wait_for(lambda: any(c.get("cmd") == "monitor" for c in client.client_list()), 10, "MONITOR")
     out = tmp / "round-trips"
     run_worker(url, pool, queues, jobs, out)
     monitor.stop = True
@@ -116,6 +119,7 @@ def per_job(url: str, pool: bool, queues: tuple[str, ...], jobs: int, tmp: Path)
     return {k: v for k, v in commands.items() if abs(v) >= 0.05}, (many_trips - few_trips) / span
 
 
+@cleans_up("python -m bench.roundtrips")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=200)

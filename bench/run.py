@@ -24,6 +24,7 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
+from .cleanup import cleans_up
 from .contenders import CONTENDERS, Contender, Running, contender_env
 from .measure import cpu_seconds, idle_names, total_memory, tree_cpu_seconds, wait_until, workers
 from .redis_server import own_redis
@@ -254,8 +255,10 @@ class Bench:
 
     def idle_run(self, masters: list[Contender], count: int) -> str:
         self.client.flushall()
-        pools = [Running.launch(c, count, self.workdir, self.env) for c in masters]
+        pools: list[Running] = []
         try:
+            for contender in masters:  # in the try: a failed launch stops the pools already up
+                pools.append(Running.launch(contender, count, self.workdir, self.env))
             wanted = count * len(pools)
             wait_until(lambda: len(idle_names(self.client)) >= wanted, 300, "all pools idle")
             time.sleep(5 * SETTLE)
@@ -307,6 +310,7 @@ class Bench:
         return f"pick-up latency p50 {p50:.1f} ms, p99 {p99:.1f} ms"
 
 
+@cleans_up("python -m bench")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with own_redis("rqpool-bench-") as (url, tmp):
