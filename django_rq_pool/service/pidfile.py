@@ -24,6 +24,7 @@ import fcntl
 import os
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -155,6 +156,27 @@ def at_path(fd: int, path: Path) -> bool:
         return False
 
 
+def lock_regular(path: Path, busy: Callable[[], None]) -> int:
+    """Open the regular file at the path and lock it exclusively; the locked descriptor.
+
+    ``busy()`` runs each time another process holds the lock and raises to give up; the path
+    replaced while we locked is opened again, so the lock is always on the file at the path.
+    """
+    for _ in range(MAX_ATTEMPTS * 100):
+        fd = open_regular(path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            busy()
+            time.sleep(0.01)
+            continue
+        if at_path(fd, path):
+            return fd
+        os.close(fd)
+    raise PidFileError(f"cannot lock {path}: it keeps being replaced")
+
+
 class PidFile:
     """One pool's pidfile; :meth:`write` claims it, :meth:`release` gives it up."""
 
@@ -187,26 +209,18 @@ class PidFile:
     def _claim(self) -> int:
         """Lock the file at the path (created if absent) and write our pid into it; never two winners."""
         deadline = time.monotonic() + LOCK_RETRY
-        for _ in range(MAX_ATTEMPTS * 100):
-            fd = open_regular(self.path)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                if time.monotonic() > deadline:
-                    raise PidFileError(self._live_message(read_pid(self.path))) from None
-                time.sleep(0.01)  # a probe (is_locked) holds it for an instant; an owner holds it for good
-                continue
-            if not at_path(fd, self.path):
-                os.close(fd)  # the path was replaced while we locked: lock what is there now
-                continue
-            owner = read_pid(self.path)
-            if owner is not None and owner != os.getpid() and is_alive(owner) and _titled_master(owner):
-                os.close(fd)
-                raise PidFileError(self._live_message(owner))
-            self._write_pid(fd)
-            return fd
-        raise PidFileError(f"cannot claim pidfile {self.path}: it keeps being replaced")
+
+        def busy() -> None:  # a probe (is_locked) holds it for an instant; an owner holds it for good
+            if time.monotonic() > deadline:
+                raise PidFileError(self._live_message(read_pid(self.path)))
+
+        fd = lock_regular(self.path, busy)
+        owner = read_pid(self.path)
+        if owner is not None and owner != os.getpid() and is_alive(owner) and _titled_master(owner):
+            os.close(fd)
+            raise PidFileError(self._live_message(owner))
+        self._write_pid(fd)
+        return fd
 
     def _take_over(self) -> int:
         """A new locked file renamed over the path: the old owner keeps its lock on the old file."""

@@ -12,21 +12,11 @@ claimer that opened the old file sees it is gone and opens the new one.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
 from pathlib import Path
 
-from django_rq_pool.service.pidfile import (
-    LOCK_RETRY,
-    MAX_ATTEMPTS,
-    PidFileError,
-    at_path,
-    hold,
-    let_go,
-    open_regular,
-    read_pid,
-)
+from django_rq_pool.service.pidfile import LOCK_RETRY, at_path, hold, let_go, lock_regular, read_pid
 
 
 class SwapInProgress(Exception):
@@ -58,26 +48,17 @@ class SwapLock:
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + LOCK_RETRY
-        for _ in range(MAX_ATTEMPTS * 100):
-            fd = open_regular(self.path)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                holder = read_pid(self.path)
-                if holder is not None or time.monotonic() > deadline:
-                    raise SwapInProgress(self.pidfile, holder) from None
-                time.sleep(0.01)  # the holder has just locked and is writing its pid
-                continue
-            if not at_path(fd, self.path):
-                os.close(fd)  # released and removed while we locked: lock the file there now
-                continue
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-            hold(fd)
-            self._fd, self._owner = fd, os.getpid()
-            return
-        raise PidFileError(f"cannot lock {self.path}: it keeps being replaced")
+
+        def busy() -> None:  # held: by another swap, or by one that has just locked and is writing its pid
+            holder = read_pid(self.path)
+            if holder is not None or time.monotonic() > deadline:
+                raise SwapInProgress(self.pidfile, holder)
+
+        fd = lock_regular(self.path, busy)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        hold(fd)
+        self._fd, self._owner = fd, os.getpid()
 
     def release(self) -> None:
         """Remove the file, then drop the lock; only in the process that acquired it, once."""

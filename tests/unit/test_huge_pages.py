@@ -6,6 +6,7 @@ import ctypes
 import mmap
 import os
 import platform
+from collections.abc import Callable
 
 import pytest
 
@@ -51,26 +52,34 @@ def anon_huge_kib() -> int:
         return int(handle.read().split("AnonHugePages:")[1].split()[0])
 
 
-@pytest.mark.skipif(not kernel_collapses(), reason="MADV_COLLAPSE needs Linux 6.1+ with transparent huge pages")
-def test_the_collapse_maps_loaded_objects_with_huge_pages_in_a_forked_child():
+def in_a_forked_child(work: Callable[[], str]) -> list[str]:
+    """Run ``work`` in a child of its own (the test process keeps its pages as they are); its words."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
-    if pid == 0:  # a child of its own: the test process keeps its pages as they are
+    if pid == 0:
         status = 1
         try:
-            loaded = [{f"k{i}": [i, str(i)] for i in range(50)} for _ in range(4000)]  # ~20 MB, all present
-            before = anon_huge_kib()
-            done = collapse_anonymous_memory()
-            os.write(write_fd, f"{before} {anon_huge_kib()} {done.huge_pages} {done.stopped} {len(loaded)}".encode())
+            os.write(write_fd, work().encode())
             status = 0
         finally:
             os._exit(status)
     os.close(write_fd)
     try:
-        report = os.read(read_fd, 200).decode().split()
+        return os.read(read_fd, 200).decode().split()
     finally:
         os.close(read_fd)
         os.waitpid(pid, 0)
+
+
+@pytest.mark.skipif(not kernel_collapses(), reason="MADV_COLLAPSE needs Linux 6.1+ with transparent huge pages")
+def test_the_collapse_maps_loaded_objects_with_huge_pages_in_a_forked_child():
+    def work() -> str:
+        loaded = [{f"k{i}": [i, str(i)] for i in range(50)} for _ in range(4000)]  # ~20 MB, all present
+        before = anon_huge_kib()
+        done = collapse_anonymous_memory()
+        return f"{before} {anon_huge_kib()} {done.huge_pages} {done.stopped} {len(loaded)}"
+
+    report = in_a_forked_child(work)
     before, after, made = int(report[0]), int(report[1]), int(report[2])
     assert report[3] == "None", report
     assert made >= 5 and after - before >= made * HUGE_PAGE // 1024 // 2, report
@@ -108,27 +117,14 @@ def test_adjacent_present_ranges_make_one_run():
 
 @pytest.mark.skipif(not kernel_collapses(), reason="MADV_COLLAPSE needs Linux 6.1+ with transparent huge pages")
 def test_what_is_loaded_while_the_thread_collapses_is_collapsed_before_the_fork():
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        status = 1
-        try:
-            before = [{f"k{i}": [i, str(i)] for i in range(50)} for _ in range(4000)]  # ~20 MB
-            collapsing = Collapsing()
-            during = [{f"w{i}": [i, str(i)] for i in range(50)} for _ in range(4000)]  # the warming's share
-            done = collapsing.finish()
-            assert done is not None
-            os.write(
-                write_fd, f"{done.huge_pages} {done.stopped} {anon_huge_kib()} {len(before) + len(during)}".encode()
-            )
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_fd)
-    try:
-        report = os.read(read_fd, 200).decode().split()
-    finally:
-        os.close(read_fd)
-        os.waitpid(pid, 0)
+    def work() -> str:
+        before = [{f"k{i}": [i, str(i)] for i in range(50)} for _ in range(4000)]  # ~20 MB
+        collapsing = Collapsing()
+        during = [{f"w{i}": [i, str(i)] for i in range(50)} for _ in range(4000)]  # the warming's share
+        done = collapsing.finish()
+        assert done is not None
+        return f"{done.huge_pages} {done.stopped} {anon_huge_kib()} {len(before) + len(during)}"
+
+    report = in_a_forked_child(work)
     assert report[1] == "None", report
     assert int(report[0]) >= 12 and int(report[2]) == int(report[0]) * HUGE_PAGE // 1024, report  # both 20 MB loads

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
-import select
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from django_rq_pool.service.pidfile import PidFile, PidFileError, is_locked, live_owner, read_pid
+
+from ..racing import Report, race
 
 CLAIMERS = 12
 TRIALS = 15
@@ -23,59 +25,24 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def _claimer(path: Path, start_fd: int, result_fd: int, release_fd: int) -> None:
-    """In a forked child: wait for the start, claim, report W or L, hold the claim until released."""
-    os.read(start_fd, 1)  # EOF for every claimer at once when the parent closes its end
-    try:
-        PidFile(path).write()
-        verdict = b"W"
-    except PidFileError:
-        verdict = b"L"
-    os.write(result_fd, verdict)
-    os.read(release_fd, 1)
+def _claimer(path: Path) -> Callable[[Report], None]:
+    def claim(report: Report) -> None:
+        """Claim, report W or L, hold the claim until every claimer has reported."""
+        try:
+            PidFile(path).write()
+            verdict = b"W"
+        except PidFileError:
+            verdict = b"L"
+        report(verdict)
 
-
-def _race(path: Path) -> bytes:
-    start_r, start_w = os.pipe()
-    result_r, result_w = os.pipe()
-    release_r, release_w = os.pipe()
-    pids = []
-    try:
-        for _ in range(CLAIMERS):
-            pid = os.fork()
-            if pid == 0:
-                status = 1
-                try:
-                    os.close(start_w)
-                    os.close(release_w)
-                    os.close(result_r)
-                    _claimer(path, start_r, result_w, release_r)
-                    status = 0
-                finally:
-                    os._exit(status)
-            pids.append(pid)
-        os.close(start_w)  # go
-        start_w = -1
-        verdicts = b""
-        deadline = time.monotonic() + 30
-        while len(verdicts) < CLAIMERS and time.monotonic() < deadline:
-            if select.select([result_r], [], [], 0.5)[0]:
-                verdicts += os.read(result_r, CLAIMERS)
-        return verdicts
-    finally:
-        for fd in (start_w, release_w, start_r, result_r, result_w, release_r):
-            if fd >= 0:
-                os.close(fd)
-        for pid in pids:
-            _, status = os.waitpid(pid, 0)
-            assert os.waitstatus_to_exitcode(status) == 0
+    return claim
 
 
 def test_many_claimers_of_one_stale_pidfile_exactly_one_wins(tmp_path):
     for trial in range(TRIALS):
         path = tmp_path / f"race-{trial}.pid"
         path.write_text(f"{dead_pid()}\n")
-        verdicts = _race(path)
+        verdicts = b"".join(race(_claimer(path), CLAIMERS, 1))
         assert len(verdicts) == CLAIMERS, verdicts
         assert verdicts.count(b"W") == 1, f"trial {trial}: {verdicts.count(b'W')} claimers won"
 

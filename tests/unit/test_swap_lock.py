@@ -3,72 +3,39 @@
 from __future__ import annotations
 
 import os
-import select
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from django_rq_pool.service.swap_lock import SwapInProgress, SwapLock
 
+from ..racing import Report, race
+
 CONTENDERS = 12
 TRIALS = 10
 RECORD = 8  # b"W" or b"L", then a 7-digit pid: the winner's own, or the holder a loser was told of
 
 
-def _contender(pidfile: Path, start_fd: int, result_fd: int, release_fd: int) -> None:
-    """In a forked child: wait for the start, try the lock, report, hold it until released."""
-    os.read(start_fd, 1)  # EOF for every contender at once when the parent closes its end
-    lock = SwapLock(pidfile)
-    try:
-        lock.acquire()
-        record = b"W%07d" % os.getpid()
-    except SwapInProgress as exc:
-        record = b"L%07d" % (exc.holder or 0)
-    os.write(result_fd, record)
-    os.read(release_fd, 1)
-    lock.release()
+def _contender(pidfile: Path) -> Callable[[Report], None]:
+    def contend(report: Report) -> None:
+        """Try the lock, report who holds it, hold it until every contender has reported."""
+        lock = SwapLock(pidfile)
+        try:
+            lock.acquire()
+            record = b"W%07d" % os.getpid()
+        except SwapInProgress as exc:
+            record = b"L%07d" % (exc.holder or 0)
+        report(record)
+        lock.release()
 
-
-def _race(pidfile: Path) -> list[bytes]:
-    start_r, start_w = os.pipe()
-    result_r, result_w = os.pipe()
-    release_r, release_w = os.pipe()
-    pids = []
-    try:
-        for _ in range(CONTENDERS):
-            pid = os.fork()
-            if pid == 0:
-                status = 1
-                try:
-                    for fd in (start_w, release_w, result_r):
-                        os.close(fd)
-                    _contender(pidfile, start_r, result_w, release_r)
-                    status = 0
-                finally:
-                    os._exit(status)
-            pids.append(pid)
-        os.close(start_w)  # go
-        start_w = -1
-        data = b""
-        deadline = time.monotonic() + 30
-        while len(data) < CONTENDERS * RECORD and time.monotonic() < deadline:
-            if select.select([result_r], [], [], 0.5)[0]:
-                data += os.read(result_r, CONTENDERS * RECORD)
-        return [data[i : i + RECORD] for i in range(0, len(data), RECORD)]
-    finally:
-        for fd in (start_w, release_w, start_r, result_r, result_w, release_r):
-            if fd >= 0:
-                os.close(fd)
-        for pid in pids:
-            _, status = os.waitpid(pid, 0)
-            assert os.waitstatus_to_exitcode(status) == 0
+    return contend
 
 
 def test_many_hot_swaps_of_one_pidfile_exactly_one_wins_and_losers_name_it(tmp_path):
     for trial in range(TRIALS):
         pidfile = tmp_path / f"race-{trial}.pid"
-        records = _race(pidfile)
+        records = race(_contender(pidfile), CONTENDERS, RECORD)
         assert len(records) == CONTENDERS, records
         winners = [r for r in records if r.startswith(b"W")]
         assert len(winners) == 1, f"trial {trial}: {len(winners)} hot swaps won"
