@@ -85,29 +85,18 @@ def test_the_collapse_maps_loaded_objects_with_huge_pages_in_a_forked_child():
     assert made >= 5 and after - before >= made * HUGE_PAGE // 1024 // 2, report
 
 
-def test_a_range_is_collapsed_only_when_most_of_its_pages_are_present():
-    memory = mmap.mmap(-1, 2 * HUGE_PAGE)
-    try:
-        start = ctypes.addressof(ctypes.c_char.from_buffer(memory))
-        aligned = -(-start // HUGE_PAGE) * HUGE_PAGE
-        offset = aligned - start
-        memory[offset] = 1  # one page of 512
-        assert present_runs(aligned, aligned + HUGE_PAGE) == []
-        for page in range(offset, offset + HUGE_PAGE, 4096):
-            memory[page] = 1
-        assert present_runs(aligned, aligned + HUGE_PAGE) == [(aligned, aligned + HUGE_PAGE)]
-    finally:
-        del start, aligned
-        memory.close()
-
-
-def test_adjacent_present_ranges_make_one_run():
+def test_ranges_are_collapsed_only_when_most_of_their_pages_are_present_and_adjacent_ones_in_one_run():
     memory = mmap.mmap(-1, 4 * HUGE_PAGE)
     try:
         start = ctypes.addressof(ctypes.c_char.from_buffer(memory))
         aligned = -(-start // HUGE_PAGE) * HUGE_PAGE
         offset = aligned - start
-        for page in range(offset, offset + 2 * HUGE_PAGE, 4096):
+        memory[offset] = 1  # one page of 512
+        assert present_runs(aligned, aligned + 3 * HUGE_PAGE) == []
+        for page in range(offset, offset + HUGE_PAGE, 4096):
+            memory[page] = 1
+        assert present_runs(aligned, aligned + 3 * HUGE_PAGE) == [(aligned, aligned + HUGE_PAGE)]
+        for page in range(offset + HUGE_PAGE, offset + 2 * HUGE_PAGE, 4096):
             memory[page] = 1
         assert present_runs(aligned, aligned + 3 * HUGE_PAGE) == [(aligned, aligned + 2 * HUGE_PAGE)]
     finally:
