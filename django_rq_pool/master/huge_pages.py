@@ -39,6 +39,10 @@ MADV_COLLAPSE = 25
 HUGE_PAGE = 2 << 20
 PAGE = 4096
 MIN_PRESENT = 0.5  # a range with fewer of its pages present is left alone: collapsing it would fill them
+STOPS = {  # errors after which no other range would collapse either
+    errno.EINVAL: "the kernel does not collapse (Linux 6.1+ with transparent huge pages needed)",
+    errno.ENOMEM: "no free huge page",
+}
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
@@ -111,14 +115,9 @@ def collapse_anonymous_memory() -> Collapsed:
         for start, end in present_runs(first, last):
             if _libc.madvise(start, end - start, MADV_COLLAPSE) == 0:
                 continue
-            code = ctypes.get_errno()
-            if code == errno.EINVAL:
-                return Collapsed(
-                    anonymous_huge_pages(),
-                    "the kernel does not collapse (Linux 6.1+ with transparent huge pages needed)",
-                )
-            if code == errno.ENOMEM:
-                return Collapsed(anonymous_huge_pages(), "no free huge page")
+            stop = STOPS.get(ctypes.get_errno())
+            if stop is not None:
+                return Collapsed(anonymous_huge_pages(), stop)
             # EAGAIN and the like: a range of this run is busy or unsuitable; the others may not be
     return Collapsed(anonymous_huge_pages(), None)
 
